@@ -1,0 +1,42 @@
+# objret's two everyday commands (the README's quick start) and the checks CI adds.
+#   make reproduce   install into .venv and run the default reproduce notebook on the embedded synthetic world
+#   make test        install into .venv and run nbdev-test and pytest tests/
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+MAIN_NB ?= nbs/reproduce_index.ipynb
+RESULTS ?= results
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install reproduce test check-sync readme bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+reproduce: install
+	mkdir -p $(RESULTS)
+	$(BIN)/papermill $(MAIN_NB) $(RESULTS)/$(notdir $(MAIN_NB)) -k python3 -p results_dir $(RESULTS)
+	@echo "tables and figures: $(RESULTS)/"
+
+test: install
+	$(BIN)/nbdev-test --n-workers 2
+	$(BIN)/python -m pytest -q tests
+
+# notebooks and package in sync, notebooks clean: nbdev-export and nbdev-clean must change nothing
+check-sync: install
+	@before="$$(git status --porcelain -- objret nbs; git diff -- objret nbs | sha1sum)"; \
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean && \
+	after="$$(git status --porcelain -- objret nbs; git diff -- objret nbs | sha1sum)"; \
+	if [ "$$before" != "$$after" ]; then echo "nbdev-export/nbdev-clean changed files: notebooks and objret/ were out of sync or unclean"; \
+	  git status --short -- objret nbs; exit 1; fi; echo "notebooks and objret/ in sync and clean"
+
+readme: install
+	$(BIN)/jupyter nbconvert --log-level=WARN --to markdown nbs/index.ipynb --output-dir . --output README
+
+bench: install
+	$(BIN)/python bench/index.py
