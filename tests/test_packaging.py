@@ -67,7 +67,7 @@ def test_reproduce_notebooks_keep_their_parameters_cell():
 
 def test_package_imports_from_outside_the_repo_without_side_effects(tmp_path):
     home = tmp_path/"home-not-created"
-    code = ("import objret, objret.core, objret.metrics, objret.index, pathlib; "
+    code = ("import objret, objret.core, objret.metrics, objret.index, objret.data, objret.synth, objret.backbones, objret.train, pathlib; "
             "print(objret.__version__); print(pathlib.Path(objret.__file__).resolve())")
     env = {**os.environ, "OBJRET_HOME": str(home)}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
