@@ -15,6 +15,12 @@ SMOKE = {
         "index/index_retrieval.csv",
         ["dataset", "device", "method", "vectors_per_item", "bytes_per_item", "R@1", "R@5", "R@10", "small R@10", "queries_per_s"],
         4),
+    "reproduce_dense_clip.ipynb": (
+        dict(max_images=40, resolution=64, pretrained=None, n_clusters={"kmeans": 4, "agglo-threshold": 4, "agglo-count": 8}),
+        "dense_clip/dense_clip_synthetic.csv",
+        ["source", "row", "method", "reps_per_image", "mAP@50", "mAP", "mAP@50 s-m", "bytes_per_image", "query_ms",
+         "model", "pretrained", "resolution", "images"],
+        8 + 9),                                            # objret's 8 methods + the paper's 9 reference rows
 }
 
 
@@ -29,7 +35,17 @@ def _index_claims(df):
     assert multi["small R@10"] > single["small R@10"]
     assert multi["vectors_per_item"] > 1 and single["vectors_per_item"] == 1
 
-CLAIMS = {"reproduce_index.ipynb": _index_claims}
+def _dense_clip_claims(df):
+    "Storage: Dense-CLIP keeps a vector per patch, Cluster-CLIP a few, CLIP + X one more; every mAP is a percentage."
+    o = df[df.source.str.startswith("objret")].set_index("method")
+    assert o.loc["dense", "reps_per_image"] == 64 and o.loc["clip", "reps_per_image"] == 1
+    assert o.loc["kmeans", "reps_per_image"] <= 4 < o.loc["agglo-count", "reps_per_image"] <= 8
+    assert (o.loc["clip+kmeans", "reps_per_image"] - o.loc["kmeans", "reps_per_image"]) == 1
+    assert o.loc["dense", "bytes_per_image"] > 10 * o.loc["kmeans", "bytes_per_image"]
+    m = o[["mAP@50", "mAP", "mAP@50 s-m"]]
+    assert m.notna().all().all() and ((m >= 0) & (m <= 100)).all().all()
+
+CLAIMS = {"reproduce_index.ipynb": _index_claims, "reproduce_dense_clip.ipynb": _dense_clip_claims}
 
 
 @pytest.mark.parametrize("nb", sorted(SMOKE))
