@@ -1,15 +1,18 @@
 # objret's two everyday commands (the README's quick start) and the checks CI adds.
 #   make reproduce   install into .venv and run the default reproduce notebook on the embedded synthetic world
 #   make test        install into .venv and run nbdev-test and pytest tests/
+#   make test-slow   also the notebook cells that need the trained tiny CLIP (`#| slow`; trains it once, ≈10 min)
+#   PARAMS='-p max_images 40'  extra papermill parameters for `make reproduce`
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-MAIN_NB ?= nbs/reproduce_index.ipynb
+MAIN_NB ?= nbs/reproduce_flickr.ipynb
 RESULTS ?= results
+PARAMS  ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install reproduce test check-sync readme bench
+.PHONY: install reproduce test test-slow check-sync readme bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +23,15 @@ install: $(VENV)/.installed
 
 reproduce: install
 	mkdir -p $(RESULTS)
-	$(BIN)/papermill $(MAIN_NB) $(RESULTS)/$(notdir $(MAIN_NB)) -k python3 -p results_dir $(RESULTS)
+	$(BIN)/papermill $(MAIN_NB) $(RESULTS)/$(notdir $(MAIN_NB)) -k python3 -p results_dir $(RESULTS) $(PARAMS)
 	@echo "tables and figures: $(RESULTS)/"
 
 test: install
 	$(BIN)/nbdev-test --n-workers 2
 	$(BIN)/python -m pytest -q tests
+
+test-slow: install
+	$(BIN)/nbdev-test --n-workers 1 --flags slow
 
 # notebooks and package in sync, notebooks clean: nbdev-export and nbdev-clean must change nothing
 check-sync: install
@@ -40,3 +46,4 @@ readme: install
 
 bench: install
 	$(BIN)/python bench/index.py
+	$(BIN)/python bench/dense_cluster.py

@@ -8,6 +8,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+OPEN_SMOKE = dict(pretrained=None, max_images=24, epochs=2, batch_size=8, time_sizes=[6, 12, 24])
+OPEN_COLUMNS = ["source", "method", "i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "model", "regions", "test_images"]
+
 # notebook -> (smoke parameters, CSV it writes relative to results_dir, columns the CSV must hold, rows)
 SMOKE = {
     "reproduce_index.ipynb": (
@@ -21,6 +24,10 @@ SMOKE = {
         ["source", "row", "method", "reps_per_image", "mAP@50", "mAP", "mAP@50 s-m", "bytes_per_image", "query_ms",
          "model", "pretrained", "resolution", "images"],
         8 + 9),                                            # objret's 8 methods + the paper's 9 reference rows
+    "reproduce_flickr.ipynb": (
+        dict(OPEN_SMOKE), "open_flickr/open_flickr_recall.csv", OPEN_COLUMNS, 3 + 1),    # + the paper's probe row
+    "reproduce_coco.ipynb": (
+        dict(OPEN_SMOKE), "open_coco/open_coco_recall.csv", OPEN_COLUMNS, 3 + 2),        # + the paper's probe and OPEN rows
 }
 
 
@@ -45,7 +52,13 @@ def _dense_clip_claims(df):
     m = o[["mAP@50", "mAP", "mAP@50 s-m"]]
     assert m.notna().all().all() and ((m >= 0) & (m <= 100)).all().all()
 
-CLAIMS = {"reproduce_index.ipynb": _index_claims, "reproduce_dense_clip.ipynb": _dense_clip_claims}
+def _open_claims(df):
+    "objret's three rows, in order, on the smoke collection; the timing CSV beside it has the three sizes."
+    o = df[df.source.str.startswith("objret")]
+    assert o.method.tolist() == ["zero-shot CLIP", "PreTrain-linear-prob", "OPEN"] and (o.test_images == 24).all()
+
+CLAIMS = {"reproduce_index.ipynb": _index_claims, "reproduce_dense_clip.ipynb": _dense_clip_claims,
+          "reproduce_flickr.ipynb": _open_claims, "reproduce_coco.ipynb": _open_claims}
 
 
 @pytest.mark.parametrize("nb", sorted(SMOKE))
@@ -61,8 +74,20 @@ def test_reproduce_notebook_smoke(nb, tmp_path):
     if nb in CLAIMS: CLAIMS[nb](df)
 
 
+def test_open_timing_csv(tmp_path):
+    "reproduce_flickr's timing table: three collection sizes, query-dependent slower, the gap growing with size."
+    pm.execute_notebook(str(ROOT/"nbs"/"reproduce_flickr.ipynb"), str(tmp_path/"out.ipynb"),
+                        parameters={**OPEN_SMOKE, "max_images": 60, "time_sizes": [10, 30, 60], "results_dir": str(tmp_path)},
+                        kernel_name="python3", cwd=str(ROOT/"nbs"), progress_bar=False)
+    t = pd.read_csv(tmp_path/"open_flickr"/"open_flickr_times.csv")
+    assert t.images.tolist() == [10, 30, 60] and (t.captions == 5 * t.images).all()
+    assert t.ratio.iloc[-1] > t.ratio.iloc[0] and (t.query_dependent_s > t.query_agnostic_s).all()
+
+
 def test_make_reproduce_runs_the_main_job(tmp_path):
-    "The README's first command, on the already-installed environment."
-    r = subprocess.run(["make", "-C", str(ROOT), "reproduce", f"RESULTS={tmp_path}"], capture_output=True, text=True)
+    "The README's first command (the main job), with smoke parameters so that the suite stays fast."
+    r = subprocess.run(["make", "-C", str(ROOT), "reproduce", f"RESULTS={tmp_path}",
+                        "PARAMS=-p pretrained None -p max_images 24 -p epochs 1 -p batch_size 8 -y 'time_sizes: [6, 12, 24]'"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert list(tmp_path.rglob("*.csv")), "the main job wrote no CSV"
