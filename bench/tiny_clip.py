@@ -2,6 +2,7 @@
 
     python bench/tiny_clip.py                 # into a fresh temporary OBJRET_HOME (world + training + evaluation)
     python bench/tiny_clip.py --keep          # into the real cache, so that tiny_clip() finds the weights later
+    python bench/tiny_clip.py --ship          # and copy the run into objret/weights/ (what objret ships, fp16)
 
 Prints the wall time of world generation and of training, text↔image Recall@K on the 1,000 synthetic test images
 (5 captions each), and the pointing-game hit rate of the dense features, with the chance level (mean box area).
@@ -12,12 +13,13 @@ import argparse, json, os, tempfile, time
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keep", action="store_true", help="train into the real OBJRET_HOME cache")
+    ap.add_argument("--ship", action="store_true", help="copy the finished run into objret/weights/ (fp16)")
     ap.add_argument("--config", default="{}", help='JSON overrides of TinyClipConfig, e.g. \'{"steps": 600}\'')
     a = ap.parse_args()
     if not a.keep: os.environ["OBJRET_HOME"] = tempfile.mkdtemp(prefix="objret-bench-")
     from objret.backbones import create_clip
     from objret.synth import object_world
-    from objret.train import TinyClipConfig, caption_recall, embed_split, load_split_tensors, pointing_game, train_tiny_clip
+    from objret.train import TinyClipConfig, caption_recall, embed_split, load_split_tensors, pointing_game, ship_run, train_tiny_clip
     cfg = TinyClipConfig(**json.loads(a.config))
     t0 = time.perf_counter(); world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, progress=False)
     t_world = time.perf_counter() - t0
@@ -31,6 +33,7 @@ def main():
     print("text→image R@1/5/10: {t2i_R@1:.1f} / {t2i_R@5:.1f} / {t2i_R@10:.1f}   image→text R@1/5/10: {i2t_R@1:.1f} / {i2t_R@5:.1f} / {i2t_R@10:.1f}".format(**r))
     print("pointing game: {pointing:.1f} % (small {pointing_small:.1f}, medium {pointing_medium:.1f}, large {pointing_large:.1f}; chance {chance:.1f})".format(**p))
     print(f"weights: {out/'model.pt'}")
+    if a.ship: print(f"shipped: {ship_run(out, f'tiny-clip-{cfg.key()}')}")
 
 
 if __name__ == "__main__":

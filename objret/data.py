@@ -52,7 +52,7 @@ def check_root(name:str, # a key of `DATASETS`
                                 f"The data set is published at {spec['url']}.")
     return root
 
-# %% ../nbs/03_data.ipynb #f59850a0
+# %% ../nbs/03_data.ipynb #af9f265d
 def load_image(path:str|Path) -> Image.Image:
     "Open an image as RGB; an unreadable file is an error naming its path."
     try:
@@ -77,7 +77,8 @@ def _collate_skip(items):
     items = [it for it in items if it is not None]
     if not items: return None
     ims, idx = zip(*items)
-    return (torch.stack(ims) if isinstance(ims[0], torch.Tensor) else list(ims)), torch.tensor(idx)
+    same = isinstance(ims[0], torch.Tensor) and all(im.shape == ims[0].shape for im in ims)
+    return (torch.stack(ims) if same else list(ims)), torch.tensor(idx)   # a list when sizes differ
 
 def image_batches(ds:ImageDataset, # the images
                   batch_size:int=64, # images per batch

@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 from .core import atomic_path, batched, objret_home, save_atomic, seed_everything
 
 # %% auto #0
-__all__ = ['clip_loss', 'soft_triplet_loss', 'batch_classification_loss', 'fit', 'TinyClipConfig', 'load_split_tensors',
-           'normalize_images', 'patch_object_loss', 'train_tiny_clip', 'tiny_clip', 'embed_split', 'caption_recall',
-           'pointing_game']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'clip_loss', 'soft_triplet_loss', 'batch_classification_loss', 'fit',
+           'TinyClipConfig', 'config_key', 'shipped_dir', 'trained_dir', 'start_run', 'finish_run', 'trained_or_train',
+           'ship_run', 'load_split_tensors', 'normalize_images', 'patch_object_loss', 'train_tiny_clip', 'tiny_clip',
+           'embed_split', 'caption_recall', 'pointing_game', 'imagenet_normalize', 'TinyCnnConfig', 'cnn_logits',
+           'train_tiny_cnn', 'tiny_cnn', 'classifier_map']
 
 # %% ../nbs/06_train.ipynb #08a35281
 def clip_loss(img:torch.Tensor, # (B, E) image embeddings, L2-normalised
@@ -100,7 +102,7 @@ def fit(model:nn.Module, # what trains (its parameters with requires_grad)
     model.eval()
     return pd.DataFrame(rows)
 
-# %% ../nbs/06_train.ipynb #06296a0c
+# %% ../nbs/06_train.ipynb #0134c75a
 from .backbones import Clip, create_clip, encode_text_trimmed, encode_texts, vit_global_dense
 from .data import ImageDataset, image_batches, load_captions, load_instances
 from .metrics import text_image_recall
@@ -121,9 +123,64 @@ class TinyClipConfig:
     patch_loss:float = 1.0        # weight of the patch-level object loss (0: plain CLIP)
     bf16:bool = False             # bf16 autocast: 10× *slower* on this project's 2-core CPU (torch 2.15), faster on GPUs
     seed:int = 0
-    def key(self) -> str:
-        import hashlib
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+    def key(self) -> str: return config_key(self)
+
+def config_key(cfg) -> str:
+    "A short hash of a config dataclass: the name of its cache directory."
+    import hashlib
+    return hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+
+def shipped_dir() -> Path:
+    "The folder of trained runs that ship with objret (`objret/weights/<name>/`)."
+    from importlib.resources import files
+    return Path(str(files("objret")))/"weights"
+
+def trained_dir(name:str, # a run's name: "tiny-clip-<key>" or "tiny-cnn-<key>"
+               ) -> Path|None:
+    "Where a trained run lives: the `OBJRET_HOME` cache, else the copy objret ships, else None."
+    for d in (objret_home("models", name, create=False), shipped_dir()/name):
+        if (d/"model.pt").is_file(): return d
+    return None
+
+def start_run(cfg, # the run's config dataclass
+              out:str|Path, # the run's directory
+             ) -> Path:
+    "Create a run directory, refusing one that holds another config; write `config.json` first (checkpoints then belong to it)."
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    if (out/"config.json").exists() and json.loads((out/"config.json").read_text()) != asdict(cfg):
+        raise FileExistsError(f"{out} holds a run of another {type(cfg).__name__} (see its config.json); pick another `out`.")
+    save_atomic(asdict(cfg), out/"config.json")
+    return out
+
+def finish_run(model:nn.Module, hist:pd.DataFrame, out:Path) -> Path:
+    "Write a finished run's `history.csv` and `model.pt` (atomically); return its directory."
+    save_atomic(hist, out/"history.csv")
+    with atomic_path(out/"model.pt") as tmp: torch.save(model.state_dict(), tmp)
+    return out
+
+def trained_or_train(name:str, # the run's name ("tiny-clip-<key>")
+                     train:Callable, # train(out_dir) -> run directory
+                     retrain:bool=False, # train even when a trained run exists
+                    ) -> Path:
+    "A trained run's directory: cached or shipped (`trained_dir`), else trained into the cache now."
+    d = None if retrain else trained_dir(name)
+    return train(objret_home("models", name)) if d is None else d
+
+def ship_run(run:str|Path, # a finished run's directory (`model.pt`, `history.csv`, `config.json`)
+             name:str, # the name it ships under ("tiny-clip-<key>")
+             half:bool=True, # store floating-point tensors in fp16 (half the bytes; outputs change below 0.1 points)
+            ) -> Path:
+    "Copy a trained run into `objret/weights/<name>/` (atomically), to be found by `trained_dir`."
+    import shutil
+    from objret.core import atomic_dir
+    run = Path(run)
+    missing = [f for f in ("model.pt", "history.csv", "config.json") if not (run/f).is_file()]
+    if missing: raise FileNotFoundError(f"{run} lacks {missing}: ship a finished run (train it first).")
+    with atomic_dir(shipped_dir()/name) as tmp:
+        sd = torch.load(run/"model.pt", map_location="cpu", weights_only=True)
+        torch.save({k: v.half() if half and v.is_floating_point() else v for k, v in sd.items()}, tmp/"model.pt")
+        for f in ("history.csv", "config.json"): shutil.copy(run/f, tmp/f)
+    return shipped_dir()/name
 
 # %% ../nbs/06_train.ipynb #f3472e80
 def load_split_tensors(world:Path, # an `object_world` directory
@@ -160,17 +217,13 @@ def patch_object_loss(dense:torch.Tensor, # (B, P, E) dense embeddings, L2-norma
     s, lab = s[:, has], labels[:, has]
     return (torch.logsumexp(s, 0) - torch.logsumexp(s.masked_fill(~lab, float("-inf")), 0)).mean()
 
-# %% ../nbs/06_train.ipynb #6f102e27
+# %% ../nbs/06_train.ipynb #841e01e8
 def train_tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe
                     out:str|Path|None=None, # directory for checkpoint, weights, history (default: the cache)
                     device:str="auto",
                    ) -> Path:
     "Train the tiny CLIP on the synthetic world; write `model.pt`, `history.csv`, `config.json` to `out`."
-    out = Path(out) if out else objret_home("models", f"tiny-clip-{cfg.key()}")
-    out.mkdir(parents=True, exist_ok=True)
-    if (out/"config.json").exists() and json.loads((out/"config.json").read_text()) != asdict(cfg):
-        raise FileExistsError(f"{out} holds a run of another TinyClipConfig (see its config.json); pick another `out`.")
-    save_atomic(asdict(cfg), out/"config.json")           # first: a checkpoint here always belongs to this config
+    out = start_run(cfg, out or objret_home("models", f"tiny-clip-{cfg.key()}"))
     seed_everything(cfg.seed)
     clip = create_clip(cfg.model, device=device)
     world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed)
@@ -199,18 +252,15 @@ def train_tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe
         return losses
     hist = fit(model, step, cfg.steps, cfg.lr, cfg.weight_decay, cfg.warmup, ckpt=out/"ckpt.pt", ckpt_every=50,
                bf16=cfg.bf16, desc="tiny CLIP")
-    save_atomic(hist, out/"history.csv")
-    with atomic_path(out/"model.pt") as tmp: torch.save(model.state_dict(), tmp)
-    return out
+    return finish_run(model, hist, out)
 
 def tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe (its hash keys the cache)
               device:str="auto",
               retrain:bool=False, # train even when cached weights exist
              ) -> Clip:
-    "The tiny CLIP trained on the synthetic world: loaded from the cache, trained (≈10 min on 2 CPU cores) if absent."
-    out = objret_home("models", f"tiny-clip-{cfg.key()}")
-    if retrain or not (out/"model.pt").exists(): train_tiny_clip(cfg, out, device)
-    return create_clip(cfg.model, pretrained=out/"model.pt", device=device)
+    "The tiny CLIP trained on the synthetic world: from the cache or the weights objret ships, else trained (≈10 min on 2 CPU cores)."
+    d = trained_or_train(f"tiny-clip-{cfg.key()}", lambda out: train_tiny_clip(cfg, out, device), retrain)
+    return create_clip(cfg.model, pretrained=d/"model.pt", device=device)
 
 # %% ../nbs/06_train.ipynb #977d5074
 @torch.no_grad()
@@ -247,3 +297,69 @@ def pointing_game(clip:Clip, data:dict, dense:torch.Tensor|None=None) -> dict:
         if m.any(): out[f"pointing_{name}"] = 100 * hit[m].float().mean().item()
     out["chance"] = 100 * (((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])) / (H * W)).mean().item()
     return out
+
+# %% ../nbs/06_train.ipynb #cd3db2b7
+from .backbones import FeatureMapNet, cnn_backbone
+from .metrics import mean_average_precision
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+def imagenet_normalize(x:torch.Tensor) -> torch.Tensor:
+    "uint8 images → float input normalised with ImageNet's mean and std (torchvision's CNNs)."
+    m = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1); s = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x.float() / 255 - m) / s
+
+@dataclass(frozen=True)
+class TinyCnnConfig:
+    "Everything that determines the tiny CNN (its hash keys the cache)."
+    model:str = "objret-tiny-cnn"
+    n_train:int = 10000           # the tiny CLIP's world: generated once, shared
+    n_eval:int = 1000
+    world_seed:int = 0
+    image_size:int = 128
+    steps:int = 800               # ≈ 5 min on this project's 2-core CPU
+    batch_size:int = 64
+    lr:float = 3e-3
+    weight_decay:float = 0.05
+    warmup:int = 20
+    seed:int = 0
+    def key(self) -> str: return config_key(self)
+
+def cnn_logits(net:FeatureMapNet, x:torch.Tensor) -> torch.Tensor:
+    "The classifier's logits: `fc` on the globally average-pooled map."
+    return net.fc(net(x).mean((2, 3)))
+
+def train_tiny_cnn(cfg:TinyCnnConfig=TinyCnnConfig(), # the recipe
+                   out:str|Path|None=None, # directory for checkpoint, weights, history (default: the cache)
+                   device:str="auto",
+                  ) -> Path:
+    "Train the tiny CNN as a multi-label classifier of the synthetic world; write `model.pt`, `history.csv`, `config.json`."
+    out = start_run(cfg, out or objret_home("models", f"tiny-cnn-{cfg.key()}"))
+    seed_everything(cfg.seed)
+    net = cnn_backbone(cfg.model, device=device)
+    dev = next(net.parameters()).device
+    tr = load_split_tensors(object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed), "train", cfg.image_size)
+    imgs, labels = tr["images"], tr["labels"].float()
+    def step(i):
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
+        idx = torch.randint(0, len(imgs), (cfg.batch_size,), generator=g)
+        x = imagenet_normalize(imgs[idx].to(dev))
+        x = torch.where((torch.rand(cfg.batch_size, generator=g) < .5).to(dev)[:, None, None, None], x.flip(-1), x)
+        return {"loss": F.binary_cross_entropy_with_logits(cnn_logits(net, x), labels[idx].to(dev))}
+    hist = fit(net, step, cfg.steps, cfg.lr, cfg.weight_decay, cfg.warmup, ckpt=out/"ckpt.pt", ckpt_every=50, desc="tiny CNN")
+    return finish_run(net, hist, out)
+
+def tiny_cnn(cfg:TinyCnnConfig=TinyCnnConfig(), # the recipe (its hash keys the cache)
+             device:str="auto",
+             retrain:bool=False, # train even when cached weights exist
+            ) -> FeatureMapNet:
+    "The tiny CNN trained on the synthetic world: from the cache or the weights objret ships, else trained (≈5 min on 2 CPU cores)."
+    d = trained_or_train(f"tiny-cnn-{cfg.key()}", lambda out: train_tiny_cnn(cfg, out, device), retrain)
+    return cnn_backbone(cfg.model, d/"model.pt", device=device)
+
+@torch.no_grad()
+def classifier_map(net:FeatureMapNet, data:dict, batch_size:int=250) -> dict:
+    "Multi-label classification mAP (%) of a loaded split: each category ranks the split's images."
+    dev = next(net.parameters()).device
+    s = torch.cat([cnn_logits(net, imagenet_normalize(b.to(dev))).float().cpu() for b in batched(data["images"], batch_size, desc="classifying")])
+    return mean_average_precision(s.T, data["labels"].T)

@@ -28,6 +28,11 @@ SMOKE = {
         dict(OPEN_SMOKE), "open_flickr/open_flickr_recall.csv", OPEN_COLUMNS, 3 + 1),    # + the paper's probe row
     "reproduce_coco.ipynb": (
         dict(OPEN_SMOKE), "open_coco/open_coco_recall.csv", OPEN_COLUMNS, 3 + 2),        # + the paper's probe and OPEN rows
+    "reproduce_oxford.ipynb": (
+        dict(weights=None, max_images=40, n_landmarks=4, n_distractors=20, attention_steps=3, scale_levels=[1, 2, 3]),
+        "rmac/rmac_synthetic.csv",
+        ["source", "variant", "QE", "mAP", "mAP_E", "mAP_M", "mAP_H", "s_per_image", "backbone", "database", "queries"],
+        3 * 2 + 3),                                        # three variants ± QE + the paper's three rows
 }
 
 
@@ -57,8 +62,16 @@ def _open_claims(df):
     o = df[df.source.str.startswith("objret")]
     assert o.method.tolist() == ["zero-shot CLIP", "PreTrain-linear-prob", "OPEN"] and (o.test_images == 24).all()
 
+def _rmac_claims(df):
+    "Three variants with and without QE on the smoke collection (2 queries); mAPs are percentages; times positive."
+    o = df[df.source.str.startswith("objret")]
+    assert o.variant.tolist() == ["R-MAC", "R-MAC", "+ regional attention", "+ regional attention", "+ context", "+ context"]
+    assert o.QE.tolist() == [0, 5] * 3 and (o.queries == 2).all() and (o.s_per_image > 0).all()
+    m = o[["mAP", "mAP_E", "mAP_M", "mAP_H"]]
+    assert m.notna().all().all() and ((m >= 0) & (m <= 100)).all().all()
+
 CLAIMS = {"reproduce_index.ipynb": _index_claims, "reproduce_dense_clip.ipynb": _dense_clip_claims,
-          "reproduce_flickr.ipynb": _open_claims, "reproduce_coco.ipynb": _open_claims}
+          "reproduce_flickr.ipynb": _open_claims, "reproduce_coco.ipynb": _open_claims, "reproduce_oxford.ipynb": _rmac_claims}
 
 
 @pytest.mark.parametrize("nb", sorted(SMOKE))
