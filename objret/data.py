@@ -273,7 +273,7 @@ def load_instance_gnd(gnd_file:str|Path, # revisitop `gnd_<dataset>.pkl`
             if len(v) and (v.min() < 0 or v.max() >= n): raise ValueError(f"{p}: query {q}'s {k!r} list indexes outside the {n} database images.")
     return InstanceSet(Path(images_dir), [f + ext for f in d["imlist"]], [f + ext for f in d["qimlist"]], boxes, gnd)
 
-# %% ../nbs/03_data.ipynb #99b6511f
+# %% ../nbs/03_data.ipynb #784e6963
 @dataclass
 class ComposedSet:
     "A gallery of labelled images and composed queries (source image + modification text → target label)."
@@ -284,6 +284,7 @@ class ComposedSet:
     texts: list                # (Q) modification texts
     target_labels: list        # (Q) label of each query's target
     target: torch.Tensor|None = None  # (Q,) gallery index of the target image, when known (-1 otherwise)
+    objects: list|None = None  # per gallery image, its objects as the data set describes them (CSS: shape, color, size, pos)
     def __len__(self): return len(self.texts)
 
 def load_css(root:str|Path, # CSS root (`css_toy_dataset_novel2_small.dup.npy`, `images/`)
@@ -305,7 +306,7 @@ def load_css(root:str|Path, # CSS root (`css_toy_dataset_novel2_small.dup.npy`, 
         src += list(m["from"]); tgt += list(m["to"]); texts += [m["to_str"]] * len(m["from"])
     files = [f"images/css_{split}_{i:06d}.png" for i in range(n)]
     return ComposedSet(root, files, labels, torch.tensor(src, dtype=torch.long), texts, [labels[t] for t in tgt],
-                       torch.tensor(tgt, dtype=torch.long))
+                       torch.tensor(tgt, dtype=torch.long), [list(o) for o in s["objects_img"]])
 
 def _one_word_change(src:str, tgt:str) -> str:
     "TIRG's modification text for captions differing by one word: 'replace A with B'."

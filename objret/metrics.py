@@ -14,7 +14,7 @@ from .core import as_tensor, batch_slices
 # %% auto #0
 __all__ = ['OXFORD_PROTOCOLS', 'lists_to_mask', 'best_positive_rank', 'recall_at_k', 'topk_recall', 'text_image_recall',
            'caption_match_recall', 'rank_order', 'average_precision', 'mean_average_precision', 'trapezoid_ap',
-           'oxford_map']
+           'oxford_map', 'claim']
 
 # %% ../nbs/01_metrics.ipynb #e1ac044c
 def _check_scores(scores, pos=None, ignore=None):
@@ -226,3 +226,12 @@ def oxford_map(scores, # (Q, N) query–database scores
     pos = lists_to_mask(lists(pk), s.shape[1], s.device)
     junk = lists_to_mask(lists(jk), s.shape[1], s.device) & ~pos
     return _mean(trapezoid_ap(s, pos, junk), "mAP")
+
+# %% ../nbs/01_metrics.ipynb #ef406ab5
+def claim(diff:float, # measured difference, in points (the claimed better minus the other)
+          margin:float=1.0, # differences smaller than this (in absolute value) are not called either way
+         ) -> str:
+    "The verdict on a claimed improvement: 'holds', 'within noise (±margin)' or 'does NOT hold'."
+    if diff >= margin: return "holds"
+    if diff > -margin: return f"within noise (|Δ| < {margin:g}): neither holds nor fails"
+    return "does NOT hold"
