@@ -34,9 +34,12 @@ test-slow: install
 	$(BIN)/nbdev-test --n-workers 1 --flags slow
 
 # notebooks and package in sync, notebooks clean: nbdev-export and nbdev-clean must change nothing
+# (nbdev rewrites pyproject.toml unchanged; its old time is put back so that `install` does not run again)
 check-sync: install
 	@before="$$(git status --porcelain -- objret nbs; git diff -- objret nbs | sha1sum)"; \
+	keep="$$(mktemp)"; cp -p pyproject.toml "$$keep"; \
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean && \
+	{ cmp -s pyproject.toml "$$keep" && touch -r "$$keep" pyproject.toml; rm -f "$$keep"; } && \
 	after="$$(git status --porcelain -- objret nbs; git diff -- objret nbs | sha1sum)"; \
 	if [ "$$before" != "$$after" ]; then echo "nbdev-export/nbdev-clean changed files: notebooks and objret/ were out of sync or unclean"; \
 	  git status --short -- objret nbs; exit 1; fi; echo "notebooks and objret/ in sync and clean"
