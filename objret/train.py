@@ -298,7 +298,7 @@ def pointing_game(clip:Clip, data:dict, dense:torch.Tensor|None=None) -> dict:
     out["chance"] = 100 * (((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])) / (H * W)).mean().item()
     return out
 
-# %% ../nbs/06_train.ipynb #cd3db2b7
+# %% ../nbs/06_train.ipynb #00de92f2
 from .backbones import FeatureMapNet, cnn_backbone
 from .metrics import mean_average_precision
 
@@ -317,7 +317,7 @@ class TinyCnnConfig:
     n_eval:int = 1000
     world_seed:int = 0
     image_size:int = 128
-    steps:int = 800               # ≈ 5 min on this project's 2-core CPU
+    steps:int = 800               # ≈ 3 min on this project's 2-core CPU (bench/tiny_cnn.py measures it)
     batch_size:int = 64
     lr:float = 3e-3
     weight_decay:float = 0.05
@@ -353,7 +353,7 @@ def tiny_cnn(cfg:TinyCnnConfig=TinyCnnConfig(), # the recipe (its hash keys the 
              device:str="auto",
              retrain:bool=False, # train even when cached weights exist
             ) -> FeatureMapNet:
-    "The tiny CNN trained on the synthetic world: from the cache or the weights objret ships, else trained (≈5 min on 2 CPU cores)."
+    "The tiny CNN trained on the synthetic world: from the cache or the weights objret ships, else trained (≈3 min on 2 CPU cores)."
     d = trained_or_train(f"tiny-cnn-{cfg.key()}", lambda out: train_tiny_cnn(cfg, out, device), retrain)
     return cnn_backbone(cfg.model, d/"model.pt", device=device)
 
