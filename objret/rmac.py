@@ -260,7 +260,7 @@ def extraction_seconds(net:nn.Module, head:RmacHead, images:RmacImages,
         t0 = time.perf_counter(); one(); best = min(best, time.perf_counter() - t0)
     return best / len(xs)
 
-# %% ../nbs/30_rmac.ipynb #c5aaf3b8
+# %% ../nbs/30_rmac.ipynb #23ca8ea6
 from .train import fit, imagenet_normalize
 
 @torch.no_grad()
@@ -284,6 +284,7 @@ def train_attention(net:nn.Module, # frozen backbone with a classifier `fc` (e.g
                     steps:int=300, batch_size:int=128, lr:float=1e-3, weight_decay:float=1e-4,
                     ckpt:str|Path|None=None, # checkpoint file (resumed from when present)
                     device:str="auto",
+                    seed:int=0, # initialisation and batch order
                    ) -> tuple[RegionalAttention, pd.DataFrame]:
     "Train the regional attention network alone against the frozen classifier; return it and its learning curve."
     fc = getattr(net, "fc", None)
@@ -294,11 +295,12 @@ def train_attention(net:nn.Module, # frozen backbone with a classifier `fc` (e.g
     if multi and targets.shape[1] != fc.out_features: raise ValueError(f"targets have {targets.shape[1]} labels; the classifier has {fc.out_features} outputs.")
     dev = get_device(device)
     feats = attention_inputs(net, images, levels, device=dev)
+    torch.manual_seed(seed)
     att = RegionalAttention(feats["mac"].shape[-1], hidden, context).to(dev)
     W, b = fc.weight.detach().to(dev), fc.bias.detach().to(dev)
     y = targets.float() if multi else targets.long()
     def step(i):
-        idx = torch.randint(0, len(y), (batch_size,), generator=torch.Generator().manual_seed(i))
+        idx = torch.randint(0, len(y), (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
         a = att(feats["mean"][idx].to(dev), feats["whole"][idx].to(dev))
         logits = F.linear((a[..., None] * feats["mac"][idx].to(dev)).mean(1), W, b)
         loss = F.binary_cross_entropy_with_logits(logits, y[idx].to(dev)) if multi else F.cross_entropy(logits, y[idx].to(dev))
