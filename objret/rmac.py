@@ -158,16 +158,16 @@ class RmacHead(nn.Module):
         v = F.normalize(v, dim=-1) * self.weights(fmap, r)[..., None]
         return F.normalize(v.sum(1), dim=-1)
 
-# %% ../nbs/30_rmac.ipynb #b8dd5b68
+# %% ../nbs/30_rmac.ipynb #15516ccf
 import torchvision.transforms.functional as TF
-from .train import IMAGENET_MEAN, IMAGENET_STD
+from .train import imagenet_normalize
 
 def _prepare(im, max_side:int|None) -> torch.Tensor:
     "PIL image → ImageNet-normalised tensor, longer side `max_side` (None: as is)."
     if max_side is not None:
         s = max_side / max(im.size)
         if s != 1: im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), resample=3)
-    return TF.normalize(TF.to_tensor(im), IMAGENET_MEAN, IMAGENET_STD)
+    return imagenet_normalize(TF.pil_to_tensor(im)[None])[0]
 
 def crop_box(im, box:Sequence[float], name:str="image"):
     "Crop a PIL image to `box` (x1, y1, x2, y2, pixels), clipped to the image; a box outside it is an error."
@@ -260,8 +260,8 @@ def extraction_seconds(net:nn.Module, head:RmacHead, images:RmacImages,
         t0 = time.perf_counter(); one(); best = min(best, time.perf_counter() - t0)
     return best / len(xs)
 
-# %% ../nbs/30_rmac.ipynb #23ca8ea6
-from .train import fit, imagenet_normalize
+# %% ../nbs/30_rmac.ipynb #4ffae19f
+from .train import fit
 
 @torch.no_grad()
 def attention_inputs(net:nn.Module, # frozen backbone
