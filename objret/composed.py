@@ -70,7 +70,7 @@ def composed_regions(objects:Sequence[Sequence[dict]]|None, # per image, its obj
     scores = torch.cat([torch.linspace(1, .5, len(b)) for b in boxes])     # keeps the order through region_tensors
     return make_regions(torch.cat(boxes) * image_size, torch.cat(owner), torch.full((n_images, 2), image_size), scores)
 
-# %% ../nbs/40_composed.ipynb #1119728b
+# %% ../nbs/40_composed.ipynb #488ed95f
 from .train import imagenet_normalize
 
 @dataclass
@@ -103,7 +103,8 @@ def region_features(net:nn.Module, # frozen CNN returning (B, C, h, w) maps
         e = roi_embeddings(net, x, sub)
         if emb.shape[1] == 0: emb, glob = torch.zeros(len(r.boxes), e.shape[1]), torch.zeros(len(files), e.shape[1])
         emb[sel] = e
-        glob[lo:hi] = F.normalize(net(x).mean((2, 3)).float(), dim=-1).cpu()
+        if (sub.counts() == 0).any():                                      # the fallback is needed: one more pass
+            glob[lo:hi] = F.normalize(net(x).mean((2, 3)).float(), dim=-1).cpu()
     xywh = torch.cat([r.boxes[:, :2], r.boxes[:, 2:] - r.boxes[:, :2]], 1) / image_size
     X, pad = region_tensors(torch.cat([emb, xywh], 1), r, torch.cat([glob, torch.tensor([[0., 0., 1., 1.]]).expand(len(glob), 4)], 1), k)
     if X.shape[1] < k: X, pad = F.pad(X, (0, 0, 0, k - X.shape[1])), F.pad(pad, (0, k - pad.shape[1]), value=True)

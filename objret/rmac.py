@@ -21,9 +21,9 @@ from .data import ImageDataset, image_batches, load_image
 
 # %% auto #0
 __all__ = ['POOLINGS', 'IMAGE_SUFFIXES', 'min_map_side', 'rmac_grid', 'pool_regions', 'RegionalAttention', 'PCAWhitening',
-           'average_query_expansion', 'RmacHead', 'crop_box', 'RmacImages', 'describe', 'regional_vectors',
-           'extraction_seconds', 'attention_inputs', 'train_attention', 'image_folder_tensors', 'retrieval_scores',
-           'instance_map']
+           'average_query_expansion', 'RmacHead', 'crop_box', 'RmacImages', 'describe_many', 'describe',
+           'regional_vectors', 'extraction_seconds', 'attention_inputs', 'train_attention', 'image_folder_tensors',
+           'retrieval_scores', 'instance_map']
 
 # %% ../nbs/30_rmac.ipynb #ed292bd8
 def min_map_side(levels:int) -> int:
@@ -158,7 +158,7 @@ class RmacHead(nn.Module):
         v = F.normalize(v, dim=-1) * self.weights(fmap, r)[..., None]
         return F.normalize(v.sum(1), dim=-1)
 
-# %% ../nbs/30_rmac.ipynb #15516ccf
+# %% ../nbs/30_rmac.ipynb #7f5f7273
 import torchvision.transforms.functional as TF
 from .train import imagenet_normalize
 
@@ -198,32 +198,39 @@ def _check_size(x:torch.Tensor, net:nn.Module, levels:int, name:str):
         raise ValueError(f"{name} is {W}×{H} px after resizing: the backbone's stride is {stride}, so levels={levels} needs a short side of at least {need} px; raise max_side or lower levels.")
 
 @torch.no_grad()
-def describe(net:nn.Module, # backbone returning (B, C, h, w) maps
-             head:RmacHead, # what turns maps into descriptors
-             images:RmacImages, # the collection
-             batch_size:int=32, # images per forward pass
-             scales:Sequence[float]=(1.0,), # multi-scale: input resize factors whose descriptors are summed
-             device:str="auto",
-             desc:str="describing",
-            ) -> torch.Tensor: # (N, D) L2-normalised, in the order of `images.files`
-    "Descriptors of a collection: backbone and head, batched on `device`, with a progress bar."
+def describe_many(net:nn.Module, # backbone returning (B, C, h, w) maps
+                  heads:dict, # name -> RmacHead: every head reads the same maps (one backbone pass for all)
+                  images:RmacImages, # the collection
+                  batch_size:int=32, # images per forward pass
+                  scales:Sequence[float]=(1.0,), # multi-scale: input resize factors whose descriptors are summed
+                  device:str="auto",
+                  desc:str="describing",
+                 ) -> dict: # name -> (N, D) L2-normalised, in the order of `images.files`
+    "Descriptors of a collection for several heads: one backbone pass per image, batched on `device`, with a progress bar."
     dev = get_device(device)
-    net, head = net.to(dev).eval(), head.to(dev).eval()
-    out = [None] * len(images)
+    net = net.to(dev).eval(); heads = {k: h.to(dev).eval() for k, h in heads.items()}
+    levels = max(h.levels for h in heads.values())
+    out = {k: [None] * len(images) for k in heads}
     for ims, idx in image_batches(images, batch_size, desc=desc):
         groups = [(ims, idx)] if isinstance(ims, torch.Tensor) else [(im[None], idx[j:j + 1]) for j, im in enumerate(ims)]
         for x, ix in groups:
-            x = x.to(dev); d = 0
+            x = x.to(dev); d = {k: 0 for k in heads}
             for s in scales:
                 xs = x if s == 1 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=True)
-                _check_size(xs, net, head.levels, str(images.root/images.files[int(ix[0])]))
+                _check_size(xs, net, levels, str(images.root/images.files[int(ix[0])]))
                 fmap = net(xs)
                 if fmap.ndim != 4: raise ValueError(f"the backbone returned shape {tuple(fmap.shape)}; it must return (B, C, h, w) maps.")
-                d = d + head(fmap.float())
-            for j, i in enumerate(ix.tolist()): out[i] = F.normalize(d[j], dim=-1).cpu()
-    missing = [images.files[i] for i, o in enumerate(out) if o is None]
+                for k, h in heads.items(): d[k] = d[k] + h(fmap.float())
+            for k in heads:
+                for j, i in enumerate(ix.tolist()): out[k][i] = F.normalize(d[k][j], dim=-1).cpu()
+    missing = [images.files[i] for i, o in enumerate(next(iter(out.values()))) if o is None]
     if missing: raise ValueError(f"{len(missing)} images could not be described (unreadable, skipped), e.g. {missing[:3]}; fix or remove them.")
-    return torch.stack(out)
+    return {k: torch.stack(v) for k, v in out.items()}
+
+def describe(net:nn.Module, head:RmacHead, images:RmacImages, batch_size:int=32, scales:Sequence[float]=(1.0,),
+             device:str="auto", desc:str="describing") -> torch.Tensor: # (N, D) L2-normalised
+    "Descriptors of a collection with one head (`describe_many` with a single entry)."
+    return describe_many(net, {"d": head}, images, batch_size, scales, device, desc)["d"]
 
 @torch.no_grad()
 def regional_vectors(net:nn.Module, images:RmacImages, levels:int=3, pool:str="mac", batch_size:int=32, device:str="auto") -> torch.Tensor:
