@@ -19,9 +19,9 @@ from torch import nn
 from .core import as_tensor, batched, get_device, objret_home
 
 # %% auto #0
-__all__ = ['TINY_CONFIGS', 'TINY_CNNS', 'register_tiny_configs', 'Clip', 'create_clip', 'tokenize', 'encode_text_trimmed',
-           'encode_texts', 'encode_images', 'resize_pos_embed', 'vit_global_dense', 'FeatureMapNet', 'tiny_resnet',
-           'cnn_backbone', 'feature_channels']
+__all__ = ['TINY_CONFIGS', 'TINY_CNNS', 'TINY_DETECTORS', 'register_tiny_configs', 'Clip', 'create_clip', 'tokenize',
+           'encode_text_trimmed', 'encode_texts', 'encode_images', 'resize_pos_embed', 'vit_global_dense',
+           'FeatureMapNet', 'tiny_resnet', 'cnn_backbone', 'feature_channels', 'tiny_faster_rcnn']
 
 # %% ../nbs/05_backbones.ipynb #d2f19b1e
 TINY_CONFIGS = {
@@ -234,3 +234,31 @@ def feature_channels(net:nn.Module, image_size:int=224) -> int:
     out = net(torch.zeros(1, 3, image_size, image_size, device=dev))
     if out.ndim != 4: raise ValueError(f"{type(net).__name__} returned shape {tuple(out.shape)}; a CNN backbone must return (B, C, h, w).")
     return out.shape[1]
+
+# %% ../nbs/05_backbones.ipynb #a744e0cb
+TINY_DETECTORS = {"objret-tiny-detector": {"backbone": "objret-tiny-cnn", "n_classes": 64, "min_size": 128,
+                                           "anchor_sizes": (12, 20, 32, 48, 72), "roi_size": 5, "representation": 256}}
+
+def tiny_faster_rcnn(backbone:str, # a `TINY_CNNS` name: the detector's trunk
+                     n_classes:int, # object categories (the background class is added)
+                     min_size:int, # images are resized so that their shorter side has this many pixels
+                     anchor_sizes:Sequence[int], # anchor sides in input pixels (aspect ratios 0.5, 1, 2)
+                     roi_size:int, # RoIAlign bins per side
+                     representation:int, # units of the two-layer box head
+                     backbone_weights:str|Path|None=None, # a state_dict file of the trunk's classifier (`cnn_backbone`)
+                    ) -> nn.Module:
+    "torchvision's Faster R-CNN on a tiny CNN's last feature map (one level), sized for small scenes."
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.models.detection.rpn import AnchorGenerator
+    from torchvision.ops import MultiScaleRoIAlign
+    trunk = cnn_backbone(backbone, backbone_weights, device="cpu")
+    body = trunk.body; body.out_channels = trunk.out_channels
+    return FasterRCNN(body, min_size=min_size, max_size=min_size * 5 // 3,
+                      rpn_anchor_generator=AnchorGenerator((tuple(anchor_sizes),), ((0.5, 1.0, 2.0),)),
+                      box_roi_pool=MultiScaleRoIAlign(["0"], roi_size, 1),
+                      box_head=TwoMLPHead(trunk.out_channels * roi_size ** 2, representation),
+                      box_predictor=FastRCNNPredictor(representation, n_classes + 1),
+                      rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300, rpn_pre_nms_top_n_test=300,
+                      rpn_post_nms_top_n_test=100, rpn_batch_size_per_image=128, box_batch_size_per_image=32,
+                      box_detections_per_img=20).train()

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['get_device', 'seed_everything', 'batch_slices', 'batched', 'as_tensor', 'check_finite', 'objret_home', 'atomic_path',
-           'atomic_dir', 'save_atomic']
+           'atomic_dir', 'save_atomic', 'seconds_per_item']
 
 # %% ../nbs/00_core.ipynb #2eeed4d9
 def get_device(device:str|torch.device="auto", # "auto" (CUDA if torch sees a GPU, else CPU), "cpu", "cuda" or "cuda:N"
@@ -145,3 +145,26 @@ def save_atomic(obj, # tensor/dict (.pt), JSON-able (.json), DataFrame (.csv) or
     if suf not in writers: raise ValueError(f"save_atomic: unknown suffix {suf!r} in {path}; use one of {sorted(writers)}.")
     with atomic_path(path) as tmp: writers[suf](obj, tmp)
     return path
+
+# %% ../nbs/00_core.ipynb #050a6a0b
+import time
+from typing import Callable
+
+@torch.no_grad()
+def seconds_per_item(fn:Callable, # fn(batch) does the work on one batch
+                     batches:Sequence, # the inputs, already on the device
+                     n_items:int, # items the batches hold together
+                     repeat:int=3, # timed passes (the best counts)
+                     device:str="auto", # synchronised after each pass when CUDA
+                    ) -> float:
+    "Best-of-`repeat` wall time of `fn` over all `batches`, after a warm-up pass, per item."
+    if n_items <= 0 or not len(batches): raise ValueError(f"seconds_per_item: nothing to time ({n_items} items in {len(batches)} batches).")
+    dev = get_device(device)
+    def one():
+        for b in batches: fn(b)
+        if dev.type == "cuda": torch.cuda.synchronize(dev)
+    one()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter(); one(); best = min(best, time.perf_counter() - t0)
+    return best / n_items

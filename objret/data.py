@@ -18,8 +18,8 @@ from PIL import Image, UnidentifiedImageError
 # %% auto #0
 __all__ = ['DATASETS', 'SMALL_AREA', 'MEDIUM_AREA', 'SIZE_NAMES', 'MIT_STATES_TEST_NOUNS', 'check_root', 'load_image',
            'ImageDataset', 'image_batches', 'ObjectSet', 'rle_from_mask', 'mask_from_rle', 'load_instances',
-           'load_nuimages', 'CaptionSet', 'load_captions', 'InstanceSet', 'load_instance_gnd', 'ComposedSet',
-           'load_css', 'load_fashion200k', 'load_mit_states', 'open_dataset']
+           'load_nuimages', 'CaptionSet', 'load_captions', 'InstanceSet', 'load_instance_gnd', 'subset_instances',
+           'ComposedSet', 'load_css', 'load_fashion200k', 'load_mit_states', 'open_dataset']
 
 # %% ../nbs/03_data.ipynb #8415fb78
 DATASETS = {  # name: files a root must hold (a trailing "/" is a directory), where the data set is published
@@ -272,6 +272,20 @@ def load_instance_gnd(gnd_file:str|Path, # revisitop `gnd_<dataset>.pkl`
         for k, v in g.items():
             if len(v) and (v.min() < 0 or v.max() >= n): raise ValueError(f"{p}: query {q}'s {k!r} list indexes outside the {n} database images.")
     return InstanceSet(Path(images_dir), [f + ext for f in d["imlist"]], [f + ext for f in d["qimlist"]], boxes, gnd)
+
+# %% ../nbs/03_data.ipynb #781ea97a
+def subset_instances(data:InstanceSet, # the full set
+                     max_images:int, # keep the first this many database images (plus the kept queries' positives and junk)
+                     n_queries:int=2, # keep the first this many queries
+                    ) -> InstanceSet:
+    "A smaller `InstanceSet` whose ground truth still holds: the first queries, the first images, and every image they name."
+    if n_queries < 1 or max_images < 0: raise ValueError(f"subset_instances: n_queries={n_queries}, max_images={max_images}; need n_queries ≥ 1, max_images ≥ 0.")
+    named = [int(i) for g in data.gnd[:n_queries] for k, v in g.items() if k != "bbx" for i in np.asarray(v).reshape(-1)]
+    keep = sorted(set(range(min(max_images, len(data.files)))) | set(named))
+    remap = {o: i for i, o in enumerate(keep)}
+    gnd = [{k: (v if k == "bbx" else np.array([remap[int(i)] for i in np.asarray(v).reshape(-1)], dtype=np.int64)) for k, v in g.items()}
+           for g in data.gnd[:n_queries]]
+    return InstanceSet(data.root, [data.files[i] for i in keep], data.query_files[:n_queries], data.query_boxes[:n_queries], gnd)
 
 # %% ../nbs/03_data.ipynb #784e6963
 @dataclass

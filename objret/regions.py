@@ -20,9 +20,9 @@ from .core import as_tensor, batch_slices, get_device
 from .data import ImageDataset, ObjectSet, image_batches, load_image
 
 # %% auto #0
-__all__ = ['DETECTORS', 'RegionSet', 'make_regions', 'filter_regions', 'gt_regions', 'load_detections', 'torchvision_detector',
-           'torchvision_regions', 'owl_regions', 'cluster_regions', 'embed_images_and_regions', 'roi_embeddings',
-           'region_tensors']
+__all__ = ['DETECTORS', 'POOLINGS', 'RegionSet', 'make_regions', 'filter_regions', 'gt_regions', 'load_detections',
+           'torchvision_detector', 'torchvision_regions', 'owl_regions', 'cluster_regions', 'embed_images_and_regions',
+           'pool_boxes', 'roi_embeddings', 'region_tensors']
 
 # %% ../nbs/20_regions.ipynb #2081226e
 @dataclass
@@ -142,23 +142,28 @@ def load_detections(path:str|Path, # the detections JSON
     return make_regions(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(owner, dtype=torch.long),
                         sizes, torch.tensor(scores), labels, name=str(path.name))
 
-# %% ../nbs/20_regions.ipynb #68560f04
+# %% ../nbs/20_regions.ipynb #32d98f98
 DETECTORS = ("fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
              "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn", "fcos_resnet50_fpn")
 
-def torchvision_detector(name:str="fasterrcnn_resnet50_fpn", # one of `DETECTORS`
+def torchvision_detector(name:str="fasterrcnn_resnet50_fpn", # one of `DETECTORS`, or a `TINY_DETECTORS` name
                          weights:str|Path|None=None, # None, "DEFAULT" or a state_dict file
                          device:str="auto",
                         ) -> nn.Module:
-    "A torchvision detection model by name and weights, in eval mode on `device`."
+    "A torchvision detection model (or objret's tiny Faster R-CNN) by name and weights, in eval mode on `device`."
     import torchvision.models.detection as tvd
-    if name not in DETECTORS: raise ValueError(f"unknown detector {name!r}; objret's torchvision detectors: {list(DETECTORS)}.")
+    from objret.backbones import TINY_DETECTORS, tiny_faster_rcnn
+    if name not in DETECTORS + tuple(TINY_DETECTORS):
+        raise ValueError(f"unknown detector {name!r}; objret's torchvision detectors: {list(DETECTORS) + list(TINY_DETECTORS)}.")
+    build = (lambda: tiny_faster_rcnn(**TINY_DETECTORS[name])) if name in TINY_DETECTORS else lambda: getattr(tvd, name)(weights=None, weights_backbone=None)
+    if weights == "DEFAULT" and name in TINY_DETECTORS:
+        raise ValueError(f"{name} has no torchvision weights; pass a state_dict file (objret.train.tiny_detector trains one) or None.")
     if weights is None or weights == "DEFAULT":
-        net = getattr(tvd, name)(weights=weights, weights_backbone=None)
+        net = build() if weights is None else getattr(tvd, name)(weights=weights, weights_backbone=None)
     else:
         p = Path(weights)
         if not p.is_file(): raise FileNotFoundError(f"weights={str(p)!r}: no such file; pass None, 'DEFAULT' or a state_dict file.")
-        net = getattr(tvd, name)(weights=None, weights_backbone=None)
+        net = build()
         try: net.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
         except Exception as e: raise RuntimeError(f"cannot load {p} into {name}: {str(e).splitlines()[0][:300]}") from None
     return net.to(get_device(device)).eval()
@@ -236,7 +241,7 @@ def cluster_regions(labels:torch.Tensor, # (N, P) cluster label of each patch (f
     boxes = torch.stack([x0[im, k] * sx, y0[im, k] * sy, (x1[im, k] + 1) * sx, (y1[im, k] + 1) * sy], 1)
     return make_regions(boxes, im, sizes, n[im, k] / P, [""] * len(im), name="cluster_regions")
 
-# %% ../nbs/20_regions.ipynb #ca5e46c9
+# %% ../nbs/20_regions.ipynb #078202fd
 class _ImageCrops(torch.utils.data.Dataset):
     "Each image, preprocessed, with its regions' crops: every image file is decoded once."
     def __init__(self, root, files, r:RegionSet, transform):
@@ -277,6 +282,30 @@ def embed_images_and_regions(clip:Clip, # the CLIP model
         if crops is not None: emb[j] = torch.cat([enc(c) for c in crops.split(4 * batch_size)])
     return glob, emb
 
+POOLINGS = ("mac", "gem", "mean")
+
+def pool_boxes(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for GeM)
+               boxes:torch.Tensor, # (M, 4) x1, y1, x2, y2 in input pixels
+               box_image:torch.Tensor, # (M,) index of each box's map in `fmap`
+               spatial_scale:float, # map cells per input pixel (e.g. 1/16)
+               method:str="mac", # "mac" (max over bins), "gem" (generalised mean) or "mean"
+               output_size:int=3, # RoIAlign bins per side
+               p:float=3.0, # GeM exponent
+               sampling_ratio:int=-1, # samples per bin side; -1: adaptive (every cell a bin covers)
+              ) -> torch.Tensor: # (M, C), not normalised
+    "Pool every box of every map in one RoIAlign call: the boxes as hard attention over a CNN's map."
+    from torchvision.ops import roi_align
+    if method not in POOLINGS: raise ValueError(f"pooling {method!r}: use one of {POOLINGS}.")
+    if fmap.ndim != 4: raise ValueError(f"fmap has shape {tuple(fmap.shape)}; expected (B, C, h, w) feature maps.")
+    boxes = as_tensor(boxes, "boxes", dtype=torch.float32).reshape(-1, 4)
+    if len(boxes) != len(box_image): raise ValueError(f"{len(boxes)} boxes but {len(box_image)} image indices.")
+    if len(boxes) == 0: return fmap.new_zeros(0, fmap.shape[1])
+    x = fmap.clamp(min=1e-6).pow(p) if method == "gem" else fmap
+    rois = torch.cat([box_image[:, None].to(x), boxes.to(x)], 1)
+    b = roi_align(x, rois, output_size, spatial_scale=spatial_scale, sampling_ratio=sampling_ratio, aligned=True).flatten(2)
+    if method == "mac": return b.amax(-1)
+    return b.mean(-1).clamp(min=1e-6).pow(1 / p) if method == "gem" else b.mean(-1)
+
 @torch.no_grad()
 def roi_embeddings(net:nn.Module, # a CNN returning a feature map (e.g. `objret.backbones.cnn_backbone`)
                    images:torch.Tensor, # (N, 3, H, W) preprocessed, the size the boxes refer to
@@ -285,7 +314,6 @@ def roi_embeddings(net:nn.Module, # a CNN returning a feature map (e.g. `objret.
                    batch_size:int=32,
                   ) -> torch.Tensor: # (M, C), L2-normalised
     "RoI-aligned, bin-averaged CNN features of every region."
-    from torchvision.ops import roi_align
     images = as_tensor(images, "images", ndim=4)
     if len(images) != len(r): raise ValueError(f"{len(images)} images but regions for {len(r)}.")
     dev = next(net.parameters()).device
@@ -293,9 +321,8 @@ def roi_embeddings(net:nn.Module, # a CNN returning a feature map (e.g. `objret.
     for s in batch_slices(len(images), batch_size):
         fm = net(images[s].to(dev))
         sel = (r.box_image >= s.start) & (r.box_image < s.stop)
-        rois = torch.cat([(r.box_image[sel] - s.start)[:, None].float(), r.boxes[sel]], 1).to(dev)
-        pooled = roi_align(fm, rois, output_size, spatial_scale=fm.shape[-1] / images.shape[-1], sampling_ratio=2, aligned=True)
-        feats.append((sel.nonzero()[:, 0], F.normalize(pooled.mean((2, 3)).float(), dim=-1).cpu()))
+        pooled = pool_boxes(fm, r.boxes[sel], (r.box_image[sel] - s.start).to(dev), fm.shape[-1] / images.shape[-1], "mean", output_size, sampling_ratio=2)
+        feats.append((sel.nonzero()[:, 0], F.normalize(pooled.float(), dim=-1).cpu()))
     out = torch.zeros(len(r.boxes), feats[0][1].shape[1] if feats else 0)
     for j, f in feats: out[j] = f
     return out

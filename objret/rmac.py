@@ -20,7 +20,7 @@ from .core import as_tensor, batch_slices, batched, get_device
 from .data import ImageDataset, image_batches, load_image
 
 # %% auto #0
-__all__ = ['POOLINGS', 'IMAGE_SUFFIXES', 'min_map_side', 'rmac_grid', 'pool_regions', 'RegionalAttention', 'PCAWhitening',
+__all__ = ['IMAGE_SUFFIXES', 'min_map_side', 'rmac_grid', 'pool_regions', 'RegionalAttention', 'PCAWhitening',
            'average_query_expansion', 'RmacHead', 'crop_box', 'RmacImages', 'describe_many', 'describe',
            'regional_vectors', 'extraction_seconds', 'attention_inputs', 'train_attention', 'image_folder_tensors',
            'retrieval_scores', 'instance_map']
@@ -59,10 +59,9 @@ def rmac_grid(h:int, w:int, # feature-map height and width (cells)
         out += [[x, y, x + side, y + side] for y in starts(l + eh, h) for x in starts(l + ew, w)]
     return torch.tensor(out, dtype=torch.long)
 
-# %% ../nbs/30_rmac.ipynb #093dfa93
+# %% ../nbs/30_rmac.ipynb #f06a6fc1
 from torchvision.ops import roi_pool
-
-POOLINGS = ("mac", "gem", "mean")
+from .regions import POOLINGS
 
 def pool_regions(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for GeM)
                  regions:torch.Tensor, # (R, 4) boxes in cells, from `rmac_grid`
@@ -244,8 +243,8 @@ def regional_vectors(net:nn.Module, images:RmacImages, levels:int=3, pool:str="m
             vs.append(pool_regions(fmap, rmac_grid(*fmap.shape[-2:], levels), pool).flatten(0, 1).cpu())
     return torch.cat(vs)
 
-# %% ../nbs/30_rmac.ipynb #2c3693ef
-import time
+# %% ../nbs/30_rmac.ipynb #9199776c
+from .core import seconds_per_item
 
 @torch.no_grad()
 def extraction_seconds(net:nn.Module, head:RmacHead, images:RmacImages,
@@ -258,14 +257,7 @@ def extraction_seconds(net:nn.Module, head:RmacHead, images:RmacImages,
     if not xs: raise ValueError("extraction_seconds: no images to time.")
     same = all(x.shape == xs[0].shape for x in xs)
     batches = [torch.stack(xs[s]).to(dev) for s in batch_slices(len(xs), batch_size)] if same else [x[None].to(dev) for x in xs]
-    def one():
-        for x in batches: head(net(x).float())
-        if dev.type == "cuda": torch.cuda.synchronize(dev)
-    one()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter(); one(); best = min(best, time.perf_counter() - t0)
-    return best / len(xs)
+    return seconds_per_item(lambda x: head(net(x).float()), batches, len(xs), repeat, device)
 
 # %% ../nbs/30_rmac.ipynb #4ffae19f
 from .train import fit

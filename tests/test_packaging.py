@@ -88,16 +88,19 @@ def test_exported_modules_are_generated():
 
 
 def test_shipped_runs_match_their_configs():
-    "Every run in objret/weights/ is named by the hash of the config it was trained with, and the default recipes ship."
+    "Every run in objret/weights/ is named by the hash of the config it was trained with, loads, and the default recipes ship."
     import json
     from objret.backbones import cnn_backbone, create_clip
-    from objret.train import TinyClipConfig, TinyCnnConfig, shipped_dir
-    kinds = {"tiny-clip": TinyClipConfig, "tiny-cnn": TinyCnnConfig}
+    from objret.regions import torchvision_detector
+    from objret.train import TinyClipConfig, TinyCnnConfig, TinyDetectorConfig, shipped_dir
+    kinds = {"tiny-clip": TinyClipConfig, "tiny-cnn": TinyCnnConfig, "tiny-detector": TinyDetectorConfig}
+    load = {"tiny-clip": lambda c, p: create_clip(c.model, pretrained=p, device="cpu"),
+            "tiny-cnn": lambda c, p: cnn_backbone(c.model, p, device="cpu"),
+            "tiny-detector": lambda c, p: torchvision_detector(c.model, p, device="cpu")}
     runs = sorted(d for d in shipped_dir().iterdir() if d.is_dir())
-    assert {d.name for d in runs} >= {f"tiny-clip-{TinyClipConfig().key()}", f"tiny-cnn-{TinyCnnConfig().key()}"}
+    assert {d.name for d in runs} >= {f"{k}-{c().key()}" for k, c in kinds.items()}
     for d in runs:
         kind, key = d.name.rsplit("-", 1)
         cfg = kinds[kind](**json.loads((d/"config.json").read_text()))
         assert cfg.key() == key, f"{d.name}: its config.json hashes to {cfg.key()}"
-        m = create_clip(cfg.model, pretrained=d/"model.pt", device="cpu") if kind == "tiny-clip" else cnn_backbone(cfg.model, d/"model.pt", device="cpu")
-        assert m is not None
+        assert load[kind](cfg, d/"model.pt") is not None

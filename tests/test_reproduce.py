@@ -38,6 +38,12 @@ SMOKE = {
         "rmac/rmac_synthetic.csv",
         ["source", "variant", "QE", "mAP", "mAP_E", "mAP_M", "mAP_H", "s_per_image", "backbone", "database", "queries"],
         3 * 2 + 3),                                        # three variants ± QE + the paper's three rows
+    "reproduce_object_embeddings.ipynb": (
+        dict(max_images=40, n_landmarks=4, n_distractors=20, student_images=64, student_steps=20, whiten=True),
+        "objemb/objemb_synthetic.csv",
+        ["source", "representation", "similarity", "mAP", "mAP_E", "mAP_M", "mAP_H", "vectors_per_image", "s_per_image",
+         "classifier", "detector", "database", "queries"],
+        2 + 2 * 2),                                        # two global rows + two set similarities of objects and student
 }
 
 
@@ -81,9 +87,22 @@ def _composed_claims(df):
     assert o.method.tolist() == ["image", "text", "concat", "tirg", "lbf"]
     assert (o.test_queries == 20).all() and (o.gallery == 40).all() and (o.k_regions == 18).all()
 
+def _objemb_claims(df):
+    "The four representations in order; sets hold more vectors than globals and cost more time; the findings CSV has three verdicts."
+    assert df.representation.tolist() == ["classifier global", "detector global"] + ["object embeddings"] * 2 + ["student"] * 2
+    assert df.similarity.tolist() == ["global", "global"] + ["best pair", "mean of best matches"] * 2
+    assert (df.queries == 2).all() and (df.s_per_image > 0).all()
+    g = df.set_index("representation")
+    assert g.loc["classifier global", "vectors_per_image"] == 1 == g.loc["detector global", "vectors_per_image"]
+    assert (g.loc[["object embeddings", "student"], "vectors_per_image"] >= 1).all()
+    assert g.loc["object embeddings", "vectors_per_image"].tolist() == g.loc["student", "vectors_per_image"].tolist()  # the same boxes
+    assert (g.loc["object embeddings", "s_per_image"] > g.loc["classifier global", "s_per_image"]).all()   # detector + classifier
+    m = df[["mAP", "mAP_E", "mAP_M", "mAP_H"]]
+    assert m.notna().all().all() and ((m >= 0) & (m <= 100)).all().all()
+
 CLAIMS = {"reproduce_index.ipynb": _index_claims, "reproduce_dense_clip.ipynb": _dense_clip_claims,
           "reproduce_flickr.ipynb": _open_claims, "reproduce_coco.ipynb": _open_claims, "reproduce_oxford.ipynb": _rmac_claims,
-          "reproduce_composed.ipynb": _composed_claims}
+          "reproduce_composed.ipynb": _composed_claims, "reproduce_object_embeddings.ipynb": _objemb_claims}
 
 
 @pytest.mark.parametrize("nb", sorted(SMOKE))
@@ -138,3 +157,25 @@ def test_oxford_real_format(tmp_path):
     assert len(o) == 6 and o[["mAP_E", "mAP_M", "mAP_H"]].notna().all().all() and "mAP" not in o   # no classic lists
     abl = pd.read_csv(tmp_path/"rmac"/"rmac_scales_roxford5k.csv")
     assert sorted(abl.levels.unique()) == [1, 2] and abl.mAP_M.notna().all()
+
+
+def test_object_embeddings_real_format(tmp_path):
+    "reproduce_object_embeddings on a revisited-Oxford layout with torchvision networks (ResNet-18, Faster R-CNN MobileNet-FPN)."
+    import pickle, shutil
+    from objret.synth import landmark_world
+    lm = landmark_world(4, easy=3, hard=3, junk=1, n_distractors=30, seed=5, root=tmp_path/"lm")
+    root = tmp_path/"roxford5k"; shutil.copytree(lm/"jpg", root/"jpg")
+    d = pickle.loads((lm/"gnd_rsynth.pkl").read_bytes())
+    d["gnd"] = [{k: v for k, v in g.items() if k != "ok"} for g in d["gnd"]]      # revisited: easy/hard/junk only
+    (root/"gnd_roxford5k.pkl").write_bytes(pickle.dumps(d))
+    pm.execute_notebook(str(ROOT/"nbs"/"reproduce_object_embeddings.ipynb"), str(tmp_path/"out.ipynb"),
+                        parameters=dict(dataset="roxford5k", data_root=str(root), student_root=str(lm/"jpg"), student_images=20,
+                                        classifier="resnet18", classifier_weights=None, detector="fasterrcnn_mobilenet_v3_large_320_fpn",
+                                        detector_weights=None, score_threshold=0.0, max_boxes=3, student_steps=3, max_images=20,
+                                        results_dir=str(tmp_path)),
+                        kernel_name="python3", cwd=str(ROOT/"nbs"), progress_bar=False)
+    df = pd.read_csv(tmp_path/"objemb"/"objemb_roxford5k.csv")
+    assert len(df) == 6 and df[["mAP_E", "mAP_M", "mAP_H"]].notna().all().all() and "mAP" not in df   # no classic lists
+    assert (df.detector == "fasterrcnn_mobilenet_v3_large_320_fpn").all() and (df.queries == 2).all()
+    f = pd.read_csv(tmp_path/"objemb"/"objemb_findings_roxford5k.csv")
+    assert len(f) == 3 and f.verdict.str.contains("holds|noise|NOT").all()
