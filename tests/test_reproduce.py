@@ -179,3 +179,6 @@ def test_object_embeddings_real_format(tmp_path):
     assert (df.detector == "fasterrcnn_mobilenet_v3_large_320_fpn").all() and (df.queries == 2).all()
     f = pd.read_csv(tmp_path/"objemb"/"objemb_findings_roxford5k.csv")
     assert len(f) == 3 and f.verdict.str.contains("holds|noise|NOT").all()
+    c = pd.read_csv(tmp_path/"objemb"/"objemb_counts_roxford5k.csv")        # the cost ablation: ≤ k objects per image
+    assert len(c) == 2 * 6 and c.groupby("representation").vectors_per_image.is_monotonic_increasing.all()
+    assert (c[c.max_objects == 0].vectors_per_image == 1).all() and (c[c.max_objects == 3].vectors_per_image <= 4).all()
