@@ -138,15 +138,22 @@ def test_make_reproduce_runs_the_main_job(tmp_path):
     assert list(tmp_path.rglob("*.csv")), "the main job wrote no CSV"
 
 
-def test_oxford_real_format(tmp_path):
-    "reproduce_oxford on a revisited-Oxford layout (gnd_roxford5k.pkl + jpg/, no classic lists): E/M/H and the Medium claim."
+def _roxford_layout(tmp_path) -> tuple[Path, Path]:
+    "A small revisited-Oxford layout (gnd_roxford5k.pkl + jpg/, easy/hard/junk only) from synthetic landmarks: (root, its jpg/)."
     import pickle, shutil
     from objret.synth import landmark_world
     lm = landmark_world(4, easy=3, hard=3, junk=1, n_distractors=30, seed=5, root=tmp_path/"lm")
     root = tmp_path/"roxford5k"; shutil.copytree(lm/"jpg", root/"jpg")
     d = pickle.loads((lm/"gnd_rsynth.pkl").read_bytes())
-    d["gnd"] = [{k: v for k, v in g.items() if k != "ok"} for g in d["gnd"]]      # revisited: easy/hard/junk only
+    d["gnd"] = [{k: v for k, v in g.items() if k != "ok"} for g in d["gnd"]]      # revisited: no classic "ok" lists
     (root/"gnd_roxford5k.pkl").write_bytes(pickle.dumps(d))
+    return root, lm/"jpg"
+
+
+def test_oxford_real_format(tmp_path):
+    "reproduce_oxford on a revisited-Oxford layout (gnd_roxford5k.pkl + jpg/, no classic lists): E/M/H and the Medium claim."
+    from objret.synth import landmark_world
+    root, _ = _roxford_layout(tmp_path)
     white = landmark_world(12, n_distractors=150, seed=6, root=tmp_path/"white")/"jpg"
     pm.execute_notebook(str(ROOT/"nbs"/"reproduce_oxford.ipynb"), str(tmp_path/"out.ipynb"),
                         parameters=dict(dataset="roxford5k", data_root=str(root), whiten_root=str(white), weights=None,
@@ -161,15 +168,9 @@ def test_oxford_real_format(tmp_path):
 
 def test_object_embeddings_real_format(tmp_path):
     "reproduce_object_embeddings on a revisited-Oxford layout with torchvision networks (ResNet-18, Faster R-CNN MobileNet-FPN)."
-    import pickle, shutil
-    from objret.synth import landmark_world
-    lm = landmark_world(4, easy=3, hard=3, junk=1, n_distractors=30, seed=5, root=tmp_path/"lm")
-    root = tmp_path/"roxford5k"; shutil.copytree(lm/"jpg", root/"jpg")
-    d = pickle.loads((lm/"gnd_rsynth.pkl").read_bytes())
-    d["gnd"] = [{k: v for k, v in g.items() if k != "ok"} for g in d["gnd"]]      # revisited: easy/hard/junk only
-    (root/"gnd_roxford5k.pkl").write_bytes(pickle.dumps(d))
+    root, images = _roxford_layout(tmp_path)
     pm.execute_notebook(str(ROOT/"nbs"/"reproduce_object_embeddings.ipynb"), str(tmp_path/"out.ipynb"),
-                        parameters=dict(dataset="roxford5k", data_root=str(root), student_root=str(lm/"jpg"), student_images=20,
+                        parameters=dict(dataset="roxford5k", data_root=str(root), student_root=str(images), student_images=20,
                                         classifier="resnet18", classifier_weights=None, detector="fasterrcnn_mobilenet_v3_large_320_fpn",
                                         detector_weights=None, score_threshold=0.0, max_boxes=3, student_steps=3, max_images=20,
                                         results_dir=str(tmp_path)),
