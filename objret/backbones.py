@@ -21,7 +21,7 @@ from .core import as_tensor, batched, get_device, objret_home
 # %% auto #0
 __all__ = ['TINY_CONFIGS', 'TINY_CNNS', 'TINY_DETECTORS', 'register_tiny_configs', 'Clip', 'create_clip', 'tokenize',
            'encode_text_trimmed', 'encode_texts', 'encode_images', 'resize_pos_embed', 'vit_global_dense',
-           'FeatureMapNet', 'tiny_resnet', 'cnn_backbone', 'feature_channels', 'tiny_faster_rcnn']
+           'FeatureMapNet', 'tiny_resnet', 'load_weights', 'cnn_backbone', 'feature_channels', 'tiny_faster_rcnn']
 
 # %% ../nbs/05_backbones.ipynb #d2f19b1e
 TINY_CONFIGS = {
@@ -177,7 +177,7 @@ def vit_global_dense(visual:nn.Module, # an open_clip `VisionTransformer`
     y = y + last.ls_2(last.mlp(last.ln_2(y)))
     return glob, visual.ln_post(y[:, 1:]) @ visual.proj, grid
 
-# %% ../nbs/05_backbones.ipynb #0cc86815
+# %% ../nbs/05_backbones.ipynb #a637e622
 import torchvision
 
 class FeatureMapNet(nn.Module):
@@ -201,6 +201,17 @@ def tiny_resnet(widths:Sequence[int], # channels of the four BasicBlock stages
         layers.append(BasicBlock(cin, w, s, down)); cin = w
     return FeatureMapNet(nn.Sequential(*layers), nn.Linear(cin, n_classes), cin, stride=4 * math.prod(strides))
 
+def load_weights(net:nn.Module, # the model to fill
+                 weights:str|Path, # a state_dict file
+                 name:str, # the model's name, for errors
+                ) -> nn.Module:
+    "Load a `state_dict` file into `net`; a missing file or a mismatched one is an error naming both."
+    p = Path(weights)
+    if not p.is_file(): raise FileNotFoundError(f"weights={str(p)!r}: no such file; pass None, 'DEFAULT' or a state_dict file.")
+    try: net.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
+    except Exception as e: raise RuntimeError(f"cannot load {p} into {name}: {str(e).splitlines()[0][:300]}") from None
+    return net
+
 def cnn_backbone(name:str="resnet50", # a torchvision ResNet (resnet18/34/50/101/152) or a `TINY_CNNS` name
                  weights:str|Path|None=None, # None, "DEFAULT" (ImageNet, downloaded by torchvision) or a state_dict file
                  device:str="auto",
@@ -208,24 +219,16 @@ def cnn_backbone(name:str="resnet50", # a torchvision ResNet (resnet18/34/50/101
     "A torchvision ResNet (or objret's tiny CNN) as a conv5 feature-map extractor, with its classifier."
     names = [n for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")]
     if name not in names + list(TINY_CNNS): raise ValueError(f"unknown CNN {name!r}; objret's CNN backbones: {names + list(TINY_CNNS)} (or pass any nn.Module returning a feature map).")
+    own_file = weights not in (None, "DEFAULT")
     if name in TINY_CNNS:
+        if weights == "DEFAULT": raise ValueError(f"{name} has no torchvision weights; pass a state_dict file (objret.train.tiny_cnn writes one) or None.")
         net = tiny_resnet(**TINY_CNNS[name])
-        if weights is not None:
-            p = Path(weights)
-            if not p.is_file(): raise FileNotFoundError(f"weights={str(p)!r}: no such file; pass None or a state_dict file (objret.train.tiny_cnn writes one).")
-            try: net.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
-            except Exception as e: raise RuntimeError(f"cannot load {p} into {name}: {str(e).splitlines()[0][:300]}") from None
-        return net.to(get_device(device)).eval()
-    if weights is None or weights == "DEFAULT":
-        net = getattr(torchvision.models, name)(weights=weights)
-    else:
-        p = Path(weights)
-        if not p.is_file(): raise FileNotFoundError(f"weights={str(p)!r}: no such file; pass None, 'DEFAULT' or a state_dict file.")
-        net = getattr(torchvision.models, name)(weights=None)
-        try: net.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
-        except Exception as e: raise RuntimeError(f"cannot load {p} into {name}: {str(e).splitlines()[0][:300]}") from None
-    body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
-    return FeatureMapNet(body, net.fc, net.fc.in_features).to(get_device(device)).eval()
+        if own_file: load_weights(net, weights, name)
+    else:                                   # a torchvision file holds torchvision's keys: load before cutting the net
+        tv = getattr(torchvision.models, name)(weights=None if own_file else weights)
+        if own_file: load_weights(tv, weights, name)
+        net = FeatureMapNet(nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool, tv.layer1, tv.layer2, tv.layer3, tv.layer4), tv.fc, tv.fc.in_features)
+    return net.to(get_device(device)).eval()
 
 @torch.no_grad()
 def feature_channels(net:nn.Module, image_size:int=224) -> int:

@@ -15,8 +15,8 @@ import torch
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['get_device', 'seed_everything', 'batch_slices', 'batched', 'as_tensor', 'check_finite', 'objret_home', 'atomic_path',
-           'atomic_dir', 'save_atomic', 'seconds_per_item']
+__all__ = ['get_device', 'seed_everything', 'step_generator', 'batch_slices', 'batched', 'as_tensor', 'check_finite',
+           'objret_home', 'atomic_path', 'atomic_dir', 'save_atomic', 'seconds_per_item']
 
 # %% ../nbs/00_core.ipynb #2eeed4d9
 def get_device(device:str|torch.device="auto", # "auto" (CUDA if torch sees a GPU, else CPU), "cpu", "cuda" or "cuda:N"
@@ -36,12 +36,18 @@ def get_device(device:str|torch.device="auto", # "auto" (CUDA if torch sees a GP
     elif dev.type not in ("cpu", "mps"): raise ValueError(f"device={device!r}: objret runs on 'cpu', 'cuda' or 'mps'.")
     return dev
 
-# %% ../nbs/00_core.ipynb #d626843f
+# %% ../nbs/00_core.ipynb #b20bec76
 def seed_everything(seed:int=0, # seed for Python, NumPy and torch (every device)
                    ) -> torch.Generator:
     "Seed every random number generator objret uses; return a CPU `torch.Generator` seeded the same."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+def step_generator(seed:int, # the run's seed
+                   step:int, # the step (or epoch) whose draws this generator makes
+                  ) -> torch.Generator:
+    "A CPU generator for one step's random draws, seeded by (seed, step): a resumed run draws what an uninterrupted one would."
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 # %% ../nbs/00_core.ipynb #e0ec71c3
 def batch_slices(n:int, # number of items

@@ -24,7 +24,7 @@ __all__ = ['DETECTORS', 'POOLINGS', 'RegionSet', 'make_regions', 'filter_regions
            'torchvision_detector', 'torchvision_regions', 'owl_regions', 'cluster_regions', 'embed_images_and_regions',
            'pool_boxes', 'roi_embeddings', 'region_tensors']
 
-# %% ../nbs/20_regions.ipynb #2081226e
+# %% ../nbs/20_regions.ipynb #f9796e1f
 @dataclass
 class RegionSet:
     "Object regions of `len(sizes)` images, as flat tensors."
@@ -37,6 +37,9 @@ class RegionSet:
     def counts(self) -> torch.Tensor:
         "(N,) regions per image."
         return torch.bincount(self.box_image, minlength=len(self))
+    def per_image(self) -> list[torch.Tensor]:
+        "Each image's boxes (in their stored order), one sort for the whole set."
+        return list(self.boxes[torch.argsort(self.box_image, stable=True)].split(self.counts().tolist()))
     def select(self, keep:torch.Tensor) -> RegionSet:
         "The regions where `keep` (a (M,) bool mask or index tensor) holds."
         idx = keep.nonzero()[:, 0] if keep.dtype == torch.bool else keep
@@ -142,7 +145,7 @@ def load_detections(path:str|Path, # the detections JSON
     return make_regions(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(owner, dtype=torch.long),
                         sizes, torch.tensor(scores), labels, name=str(path.name))
 
-# %% ../nbs/20_regions.ipynb #32d98f98
+# %% ../nbs/20_regions.ipynb #8d649f08
 DETECTORS = ("fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
              "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn", "fcos_resnet50_fpn")
 
@@ -152,20 +155,14 @@ def torchvision_detector(name:str="fasterrcnn_resnet50_fpn", # one of `DETECTORS
                         ) -> nn.Module:
     "A torchvision detection model (or objret's tiny Faster R-CNN) by name and weights, in eval mode on `device`."
     import torchvision.models.detection as tvd
-    from objret.backbones import TINY_DETECTORS, tiny_faster_rcnn
+    from objret.backbones import TINY_DETECTORS, load_weights, tiny_faster_rcnn
     if name not in DETECTORS + tuple(TINY_DETECTORS):
         raise ValueError(f"unknown detector {name!r}; objret's torchvision detectors: {list(DETECTORS) + list(TINY_DETECTORS)}.")
-    build = (lambda: tiny_faster_rcnn(**TINY_DETECTORS[name])) if name in TINY_DETECTORS else lambda: getattr(tvd, name)(weights=None, weights_backbone=None)
-    if weights == "DEFAULT" and name in TINY_DETECTORS:
-        raise ValueError(f"{name} has no torchvision weights; pass a state_dict file (objret.train.tiny_detector trains one) or None.")
-    if weights is None or weights == "DEFAULT":
-        net = build() if weights is None else getattr(tvd, name)(weights=weights, weights_backbone=None)
-    else:
-        p = Path(weights)
-        if not p.is_file(): raise FileNotFoundError(f"weights={str(p)!r}: no such file; pass None, 'DEFAULT' or a state_dict file.")
-        net = build()
-        try: net.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
-        except Exception as e: raise RuntimeError(f"cannot load {p} into {name}: {str(e).splitlines()[0][:300]}") from None
+    if name in TINY_DETECTORS:
+        if weights == "DEFAULT": raise ValueError(f"{name} has no torchvision weights; pass a state_dict file (objret.train.tiny_detector trains one) or None.")
+        net = tiny_faster_rcnn(**TINY_DETECTORS[name])
+    else: net = getattr(tvd, name)(weights="DEFAULT" if weights == "DEFAULT" else None, weights_backbone=None)
+    if weights not in (None, "DEFAULT"): load_weights(net, weights, name)
     return net.to(get_device(device)).eval()
 
 @torch.no_grad()
