@@ -6,10 +6,10 @@ Docs: https://objret.github.io/objret/backbones.html.md"""
 
 # %% ../nbs/05_backbones.ipynb #b2b4bf95
 from __future__ import annotations
-import difflib, json, math, warnings
+import contextlib, difflib, json, math, os, socket, warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import open_clip
 import torch
@@ -19,9 +19,10 @@ from torch import nn
 from .core import as_tensor, batched, get_device, objret_home
 
 # %% auto #0
-__all__ = ['TINY_CONFIGS', 'TINY_CNNS', 'TINY_DETECTORS', 'register_tiny_configs', 'Clip', 'create_clip', 'tokenize',
-           'encode_text_trimmed', 'encode_texts', 'encode_images', 'resize_pos_embed', 'vit_global_dense',
-           'FeatureMapNet', 'tiny_resnet', 'load_weights', 'cnn_backbone', 'feature_channels', 'tiny_faster_rcnn']
+__all__ = ['TINY_CONFIGS', 'TINY_CNNS', 'TINY_DETECTORS', 'register_tiny_configs', 'download_timeout', 'DownloadError',
+           'network_timeout', 'fetch', 'Clip', 'create_clip', 'tokenize', 'encode_text_trimmed', 'encode_texts',
+           'encode_images', 'resize_pos_embed', 'vit_global_dense', 'FeatureMapNet', 'tiny_resnet', 'load_weights',
+           'torchvision_weights', 'cnn_backbone', 'feature_channels', 'select_map', 'MapOf', 'tiny_faster_rcnn']
 
 # %% ../nbs/05_backbones.ipynb #d2f19b1e
 TINY_CONFIGS = {
@@ -42,6 +43,52 @@ def register_tiny_configs() -> list:
         open_clip.add_model_config(d)
     return list(TINY_CONFIGS)
 
+# %% ../nbs/05_backbones.ipynb #71386cbb
+def download_timeout() -> float:
+    "Seconds a download may wait for an answer: `OBJRET_DOWNLOAD_TIMEOUT`, default 30."
+    return float(os.environ.get("OBJRET_DOWNLOAD_TIMEOUT", 30))
+
+class DownloadError(RuntimeError):
+    "Weights could not be downloaded; the message says which and how to work without the network."
+
+@contextlib.contextmanager
+def network_timeout(seconds:float):
+    "Every blocking socket wait inside (urllib, requests, torch.hub) gives up after `seconds` without an answer."
+    old = socket.getdefaulttimeout(); socket.setdefaulttimeout(seconds)
+    try: yield
+    finally: socket.setdefaulttimeout(old)
+
+def _probe(url:str, timeout:float):
+    "Raise unless the server of `url` answers (any HTTP status) within `timeout` s, through the environment's proxies."
+    import urllib.error, urllib.request
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler())     # proxies as the environment says now
+    try: opener.open(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError: pass                                    # an HTTP error is an answer
+
+def fetch(what:str, # what is downloaded, for the error ("weights 'openai' of CLIP 'ViT-B-32'")
+          url:str, # where from
+          get:Callable, # get() downloads and returns the result
+          hint:str, # how to do without the network
+          timeout:float|None=None, # seconds (None: `download_timeout()`)
+         ):
+    "Run the download `get()` after checking that `url` answers, with a timeout on every network wait; failures raise `DownloadError`."
+    timeout = download_timeout() if timeout is None else timeout
+    try:
+        _probe(url, timeout)
+        with network_timeout(timeout): return get()
+    except Exception as e:
+        msg = (str(e).splitlines() or [""])[0][:200]
+        raise DownloadError(f"could not download {what} from {url}: no answer within {timeout:g} s, or {type(e).__name__}: {msg}. {hint}") from None
+
+@contextlib.contextmanager
+def _hf_offline():
+    "Hugging Face hub calls inside read only the local cache (no network)."
+    try: import huggingface_hub.constants as C
+    except ImportError: yield; return
+    old = C.HF_HUB_OFFLINE; C.HF_HUB_OFFLINE = True
+    try: yield
+    finally: C.HF_HUB_OFFLINE = old
+
 # %% ../nbs/05_backbones.ipynb #dc5ccc66
 @dataclass
 class Clip:
@@ -60,6 +107,22 @@ class Clip:
         s = self.model.visual.image_size
         return int(s[0] if isinstance(s, (tuple, list)) else s)
 
+def _clip_file(name:str, tag:str) -> str:
+    "The local file of open_clip weights `tag` of `name`: from the cache, else downloaded by `fetch`."
+    from open_clip.pretrained import download_pretrained, get_pretrained_cfg, has_hf_hub
+    cfg = get_pretrained_cfg(name, tag)
+    if cfg.get("hf_hub") and has_hf_hub():
+        with _hf_offline():
+            try: return download_pretrained(cfg)
+            except Exception: pass                                              # not cached
+        import huggingface_hub.constants as C
+        repo, fn = os.path.split(cfg["hf_hub"]); url = f"{C.ENDPOINT}/{repo}/resolve/main/{fn or 'open_clip_pytorch_model.bin'}"
+    else:
+        url = cfg["url"]
+        if (Path("~/.cache/clip").expanduser()/os.path.basename(url)).is_file(): return download_pretrained(cfg)
+    return fetch(f"weights {tag!r} of CLIP {name!r}", url, lambda: download_pretrained(cfg),
+                 f"Without network here: download {url} elsewhere and pass pretrained='/path/to/{os.path.basename(url)}' (a local checkpoint file).")
+
 def create_clip(name:str, # open_clip model name ("ViT-B-32", "RN50", "objret-tiny-vit", …)
                 pretrained:str|Path|None=None, # open_clip tag, local checkpoint file, or None (random init)
                 device:str="auto", # where the model goes
@@ -77,7 +140,9 @@ def create_clip(name:str, # open_clip model name ("ViT-B-32", "RN50", "objret-ti
         if tag not in tags:
             raise FileNotFoundError(f"pretrained={tag!r} is neither a checkpoint file nor an open_clip tag of {name!r} "
                                     f"(tags: {tags or 'none'}). Pass a local checkpoint path or None.")
-    try: model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=tag, device=dev)
+    if tag is not None and not Path(tag).is_file(): _clip_file(name, tag)      # the tag's file in the cache, or a clear error
+    try:
+        with _hf_offline(): model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=tag, device=dev)
     except Exception as e:   # a corrupt file fails deep inside torch.load with any exception type
         where = f"checkpoint {tag}" if tag and Path(tag).is_file() else f"weights {tag!r}"
         raise RuntimeError(f"cannot load {where} into {name}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
@@ -136,33 +201,35 @@ def encode_images(clip:Clip, images:torch.Tensor, # (n, 3, H, W), preprocessed
 # %% ../nbs/05_backbones.ipynb #dbb183bf
 def resize_pos_embed(pos:torch.Tensor, # (1 + g0², C) positional embedding, class token first
                      grid:tuple, # (h, w) wanted grid
+                     antialias:bool=False, # False: plain bicubic (MaskCLIP's); True: antialiased bicubic (open_clip's `resize_pos_embed`)
                     ) -> torch.Tensor: # (1 + h·w, C)
     "A square grid of positional embeddings resized bicubically to `grid`; the class token's row is kept."
     g0 = int(round((pos.shape[0] - 1) ** .5))
     if tuple(grid) == (g0, g0): return pos
     p = pos[1:].reshape(1, g0, g0, -1).permute(0, 3, 1, 2).float()
-    p = F.interpolate(p, size=tuple(grid), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(-1, pos.shape[1])
+    p = F.interpolate(p, size=tuple(grid), mode="bicubic", align_corners=False, antialias=antialias).permute(0, 2, 3, 1).reshape(-1, pos.shape[1])
     return torch.cat([pos[:1], p.to(pos.dtype)])
 
-def _vit_tokens(visual:nn.Module, x:torch.Tensor) -> tuple[torch.Tensor, tuple]:
+def _vit_tokens(visual:nn.Module, x:torch.Tensor, antialias:bool=False) -> tuple[torch.Tensor, tuple]:
     "Patch + class tokens after `ln_pre`, with the positional embedding resized to the input's grid."
     x = visual.conv1(x)
     gh, gw = x.shape[-2:]
     x = x.flatten(2).transpose(1, 2)
-    pos = resize_pos_embed(visual.positional_embedding, (gh, gw))
+    pos = resize_pos_embed(visual.positional_embedding, (gh, gw), antialias)
     cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
     x = torch.cat([cls, x], 1) + pos.to(x.dtype)
     return visual.ln_pre(x), (gh, gw)
 
 def vit_global_dense(visual:nn.Module, # an open_clip `VisionTransformer`
                      images:torch.Tensor, # (B, 3, H, W) preprocessed; H, W multiples of the patch size
+                     antialias:bool=False, # positional-embedding resize at other sizes (see `resize_pos_embed`)
                     ) -> tuple[torch.Tensor, torch.Tensor, tuple]: # global (B, E), dense (B, P, E), grid (h, w)
     "Global and value-path dense embeddings of an open_clip ViT in one pass (not normalised)."
     blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
     if blocks is None or not isinstance(getattr(blocks[-1], "attn", None), nn.MultiheadAttention) or visual.proj is None:
         raise TypeError(f"{type(visual).__name__} is not an open_clip ViT with standard attention blocks and a projection; "
                         "dense embeddings need one (for a ModifiedResNet use objret.dense).")
-    x, grid = _vit_tokens(visual, images)
+    x, grid = _vit_tokens(visual, images, antialias)
     bf = getattr(visual.transformer, "batch_first", True)
     if not bf: x = x.transpose(0, 1)
     for blk in blocks[:-1]: x = blk(x)
@@ -212,6 +279,16 @@ def load_weights(net:nn.Module, # the model to fill
     except Exception as e: raise RuntimeError(f"cannot load {p} into {name}: {str(e).splitlines()[0][:300]}") from None
     return net
 
+def torchvision_weights(name:str, # a torchvision model name (resnet50, fasterrcnn_resnet50_fpn, …)
+                       ) -> Path:
+    "torchvision's DEFAULT weights of `name` in torch.hub's cache: downloaded (by `fetch`, with a timeout) unless there already."
+    w = torchvision.models.get_model_weights(name).DEFAULT
+    f = Path(torch.hub.get_dir())/"checkpoints"/os.path.basename(w.url)
+    if not f.is_file():
+        fetch(f"torchvision weights 'DEFAULT' of {name!r}", w.url, lambda: w.get_state_dict(progress=False),
+              f"Without network here: download {w.url} elsewhere and put it at {f} (or pass weights='/path/to/{f.name}', a state_dict file).")
+    return f
+
 def cnn_backbone(name:str="resnet50", # a torchvision ResNet (resnet18/34/50/101/152) or a `TINY_CNNS` name
                  weights:str|Path|None=None, # None, "DEFAULT" (ImageNet, downloaded by torchvision) or a state_dict file
                  device:str="auto",
@@ -225,6 +302,7 @@ def cnn_backbone(name:str="resnet50", # a torchvision ResNet (resnet18/34/50/101
         net = tiny_resnet(**TINY_CNNS[name])
         if own_file: load_weights(net, weights, name)
     else:                                   # a torchvision file holds torchvision's keys: load before cutting the net
+        if weights == "DEFAULT": torchvision_weights(name)
         tv = getattr(torchvision.models, name)(weights=None if own_file else weights)
         if own_file: load_weights(tv, weights, name)
         net = FeatureMapNet(nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool, tv.layer1, tv.layer2, tv.layer3, tv.layer4), tv.fc, tv.fc.in_features)
@@ -237,6 +315,31 @@ def feature_channels(net:nn.Module, image_size:int=224) -> int:
     out = net(torch.zeros(1, 3, image_size, image_size, device=dev))
     if out.ndim != 4: raise ValueError(f"{type(net).__name__} returned shape {tuple(out.shape)}; a CNN backbone must return (B, C, h, w).")
     return out.shape[1]
+
+# %% ../nbs/05_backbones.ipynb #28e0fa6d
+def select_map(out, # a backbone's output: a tensor, or a dict / list / tuple of them
+               key=None, # which entry of a dict or list (None: `out` must be one tensor)
+               who:str="the backbone", # for errors
+              ) -> torch.Tensor: # (B, C, h, w)
+    "The one (B, C, h, w) map of a backbone's output; other outputs are refused with the keys there are."
+    if isinstance(out, torch.Tensor):
+        if out.ndim == 4: return out
+        raise ValueError(f"{who} returned shape {tuple(out.shape)}; a feature-map backbone must return (B, C, h, w) maps.")
+    if isinstance(out, (dict, list, tuple)):
+        keys = list(out) if isinstance(out, dict) else list(range(len(out)))
+        if key is None: raise ValueError(f"{who} returned a {type(out).__name__} of outputs {keys}; wrap it as objret.backbones.MapOf(net, key) with the key of the map to use.")
+        try: part = out[key]
+        except (KeyError, IndexError, TypeError): raise ValueError(f"{who} has no output {key!r}; its outputs are {keys}.") from None
+        return select_map(part, None, f"{who}[{key!r}]")
+    raise TypeError(f"{who} returned a {type(out).__name__}; a feature-map backbone must return a (B, C, h, w) tensor.")
+
+class MapOf(nn.Module):
+    "A backbone that returns several maps, reduced to the one under `key` (its `fc`, `stride`, `out_channels` kept)."
+    def __init__(self, net:nn.Module, key):
+        super().__init__(); self.net, self.key = net, key
+        for a in ("fc", "stride", "out_channels"):
+            if hasattr(net, a): setattr(self, a, getattr(net, a))
+    def forward(self, x): return select_map(self.net(x), self.key, type(self.net).__name__)
 
 # %% ../nbs/05_backbones.ipynb #a744e0cb
 TINY_DETECTORS = {"objret-tiny-detector": {"backbone": "objret-tiny-cnn", "n_classes": 64, "min_size": 128,

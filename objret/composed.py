@@ -71,7 +71,8 @@ def composed_regions(objects:Sequence[Sequence[dict]]|None, # per image, its obj
     return make_regions(torch.cat(boxes) * image_size, torch.cat(owner), torch.full((n_images, 2), image_size), scores)
 
 # %% ../nbs/40_composed.ipynb #488ed95f
-from .train import imagenet_normalize
+from .backbones import select_map
+from .train import IMAGENET_MEAN, IMAGENET_STD, imagenet_normalize
 
 @dataclass
 class RegionFeatures:
@@ -88,6 +89,7 @@ def region_features(net:nn.Module, # frozen CNN returning (B, C, h, w) maps
                     r:RegionSet, # their regions, pixels of `image_size`-square images
                     k:int, # regions kept per image (padding up to k)
                     image_size:int=128, batch_size:int=64, device:str="auto",
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD, # the CNN's input normalisation (ImageNet's for torchvision's)
                    ) -> RegionFeatures:
     "RoI-aligned CNN features and normalised boxes of every image's regions, padded to `k`."
     import torchvision.transforms.functional as TF
@@ -99,12 +101,12 @@ def region_features(net:nn.Module, # frozen CNN returning (B, C, h, w) maps
         lo, hi = int(idx[0]), int(idx[-1]) + 1
         sel = (r.box_image >= lo) & (r.box_image < hi)
         sub = RegionSet(r.boxes[sel], r.box_image[sel] - lo, r.scores[sel], [""] * int(sel.sum()), r.sizes[lo:hi])
-        x = imagenet_normalize(x.to(dev))
+        x = imagenet_normalize(x.to(dev), mean, std)
         e = roi_embeddings(net, x, sub)
         if emb.shape[1] == 0: emb, glob = torch.zeros(len(r.boxes), e.shape[1]), torch.zeros(len(files), e.shape[1])
         emb[sel] = e
         if (sub.counts() == 0).any():                                      # the fallback is needed: one more pass
-            glob[lo:hi] = F.normalize(net(x).mean((2, 3)).float(), dim=-1).cpu()
+            glob[lo:hi] = F.normalize(select_map(net(x)).mean((2, 3)).float(), dim=-1).cpu()
     xywh = torch.cat([r.boxes[:, :2], r.boxes[:, 2:] - r.boxes[:, :2]], 1) / image_size
     X, pad = region_tensors(torch.cat([emb, xywh], 1), r, torch.cat([glob, torch.tensor([[0., 0., 1., 1.]]).expand(len(glob), 4)], 1), k)
     if X.shape[1] < k: X, pad = F.pad(X, (0, 0, 0, k - X.shape[1])), F.pad(pad, (0, k - pad.shape[1]), value=True)

@@ -6,7 +6,7 @@ Docs: https://objret.github.io/objret/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #157731fd
 from __future__ import annotations
-import contextlib, json, os, random, shutil, tempfile
+import contextlib, hashlib, json, numbers, operator, os, random, shutil, socket, tempfile, warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -15,8 +15,10 @@ import torch
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['get_device', 'seed_everything', 'step_generator', 'batch_slices', 'batched', 'as_tensor', 'check_finite',
-           'objret_home', 'atomic_path', 'atomic_dir', 'save_atomic', 'seconds_per_item']
+__all__ = ['get_device', 'seed_everything', 'step_generator', 'batch_slices', 'progress_enabled', 'batched', 'as_tensor',
+           'check_finite', 'as_ints', 'check_int', 'objret_home', 'check_choice', 'writable_dir', 'atomic_path',
+           'clean_stale', 'recover_dir', 'atomic_dir', 'save_atomic', 'load_pt', 'fingerprint', 'stable_repr',
+           'state_digest', 'file_digest', 'ShardStore', 'seconds_per_item']
 
 # %% ../nbs/00_core.ipynb #2eeed4d9
 def get_device(device:str|torch.device="auto", # "auto" (CUDA if torch sees a GPU, else CPU), "cpu", "cuda" or "cuda:N"
@@ -58,17 +60,32 @@ def batch_slices(n:int, # number of items
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 # %% ../nbs/00_core.ipynb #f0c3836d
+def progress_enabled() -> bool:
+    "Whether objret shows progress bars: yes unless `OBJRET_PROGRESS` is 0/false/off."
+    return os.environ.get("OBJRET_PROGRESS", "1").strip().lower() not in ("0", "false", "off", "no")
+
 def batched(items, # anything with a length that slices: tensor, array, list
             batch_size:int, # items per batch
             desc:str|None=None, # progress-bar label
-            progress:bool|None=None, # show a tqdm bar; None: when there is more than one batch
+            progress:bool|None=None, # show a tqdm bar; None: when there is more than one batch (and `progress_enabled()`)
            ) -> Iterator:
     "Yield `items` in consecutive batches, with a progress bar on long work."
     sl = batch_slices(len(items), batch_size)
-    show = len(sl) > 1 if progress is None else progress
+    show = (len(sl) > 1 and progress_enabled()) if progress is None else progress
     for s in tqdm(sl, desc=desc, disable=not show, leave=False): yield items[s]
 
 # %% ../nbs/00_core.ipynb #f51a366f
+def _to_tensor(x, name:str) -> torch.Tensor:
+    "`x` as a tensor without conversion; strings, objects and complex numbers are refused by name."
+    if x is None: raise ValueError(f"{name} is None; expected an array or tensor.")
+    if isinstance(x, torch.Tensor): t = x
+    else:
+        a = np.asarray(x)
+        if a.dtype.kind in "USOV": raise TypeError(f"{name} holds {a.dtype} values (e.g. {a.reshape(-1)[:1].tolist()}); it must be numbers.")
+        t = torch.as_tensor(a)
+    if t.is_complex(): raise TypeError(f"{name} holds complex values ({t.dtype}); pass real numbers (e.g. the real part, or the magnitude).")
+    return t
+
 def as_tensor(x, # tensor, NumPy array or nested list
               name:str, # the input's name, used in errors
               ndim:int|None=None, # required number of dimensions
@@ -77,8 +94,7 @@ def as_tensor(x, # tensor, NumPy array or nested list
               finite:bool=False, # refuse NaN and inf
              ) -> torch.Tensor:
     "`x` as a tensor, checked: errors name `name`, the shape found and the shape wanted."
-    if x is None: raise ValueError(f"{name} is None; expected an array or tensor.")
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    t = _to_tensor(x, name)
     if ndim is not None and t.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}.")
     if dtype is not None: t = t.to(dtype)
@@ -95,6 +111,32 @@ def check_finite(x:torch.Tensor, # tensor to check
         raise ValueError(f"{name} holds {len(bad)} NaN/inf value(s), first at index {tuple(bad[0].tolist())}; "
                          "clean or drop those rows before passing them.")
 
+# %% ../nbs/00_core.ipynb #399ece06
+def as_ints(x, # tensor, NumPy array or nested list of integers
+            name:str, # the input's name, used in errors
+            ndim:int|None=None, # required number of dimensions
+            device:str|torch.device|None=None, # move to this device (None: keep)
+           ) -> torch.Tensor: # int64
+    "`x` as an int64 tensor; float, bool, complex or string values are refused, never truncated."
+    t = _to_tensor(x, name)
+    if t.numel() and (t.is_floating_point() or t.dtype == torch.bool):
+        raise TypeError(f"{name} must hold integers, got {t.dtype} values (e.g. {t.reshape(-1)[0].item()}); "
+                        "pass integer ids, counts or indices (round them yourself if that is what you mean).")
+    if ndim is not None and t.ndim != ndim: raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}.")
+    t = t.to(torch.long)
+    return t if device is None else t.to(get_device(device))
+
+def check_int(v, # the value
+              name:str, # its name, used in errors
+              min:int|None=None, # smallest value allowed
+             ) -> int:
+    "`v` as a Python int; floats (even 8.0), bools and strings are refused by name."
+    if isinstance(v, (bool, np.bool_)): raise TypeError(f"{name} must be an integer, got the boolean {v}.")
+    try: i = operator.index(v)
+    except TypeError: raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}.") from None
+    if min is not None and i < min: raise ValueError(f"{name} must be ≥ {min}, got {i}.")
+    return i
+
 # %% ../nbs/00_core.ipynb #8e920aea
 def objret_home(*parts:str, # sub-path below the home directory
                 create:bool=True, # create the directory (for the full path when `parts` is given)
@@ -105,13 +147,37 @@ def objret_home(*parts:str, # sub-path below the home directory
     if create: p.mkdir(parents=True, exist_ok=True)
     return p
 
+# %% ../nbs/00_core.ipynb #5eb29867
+def check_choice(value, # what was given
+                 choices, # what is allowed
+                 name:str, # the parameter's name
+                ):
+    "Refuse a value that is not one of `choices`, listing them."
+    if value not in list(choices): raise ValueError(f"{name}={value!r} is unknown; use one of {list(choices)}.")
+    return value
+
+def writable_dir(path:str|Path, # the folder results go to
+                 name:str="results_dir", # the parameter's name, for the error
+                ) -> Path:
+    "Create `path` and check that files can be written in it."
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-"): pass
+    except OSError as e: raise PermissionError(f"{name}={str(path)!r} is not a writable folder ({e.strerror or e}); pass another.") from None
+    return p
+
 # %% ../nbs/00_core.ipynb #79880ac7
+def _tmp_prefix(path:Path) -> str:
+    "Prefix of a temporary beside `path`: `.<name>.<host>~<pid>.`, so that stale ones can be told from live ones."
+    return f".{path.name}.{socket.gethostname()}~{os.getpid()}."
+
 @contextlib.contextmanager
 def atomic_path(path:str|Path, # the file to write
                ) -> Iterator[Path]:
     "Yield a temporary path beside `path`; rename it onto `path` on success, remove it on error."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd); tmp = Path(tmp)
     try:
         yield tmp
@@ -121,19 +187,63 @@ def atomic_path(path:str|Path, # the file to write
         tmp.unlink(missing_ok=True); raise
 
 # %% ../nbs/00_core.ipynb #3edcedf3
+def _alive(host:str, pid:str) -> bool:
+    "Whether the writer of a temporary may still be running (another host's writers always may)."
+    if host != socket.gethostname() or not pid.isdigit(): return True
+    try: os.kill(int(pid), 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def clean_stale(directory:str|Path, # where to look
+                name:str|None=None, # only the temporaries of this entry (None: of every entry)
+               ) -> list[Path]: # what was removed
+    "Remove temporaries (`.tmp`, `.old`) left by killed writers of this host; live writers' are kept."
+    d, gone = Path(directory), []
+    if not d.is_dir(): return gone
+    for p in d.glob(f".{name}.*" if name else ".*"):
+        if not p.name.endswith((".tmp", ".old")) or "~" not in p.name: continue
+        head, tail = p.name.rsplit("~", 1)
+        if not _alive(head.rsplit(".", 1)[-1], tail.split(".", 1)[0]):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True); gone.append(p)
+    return gone
+
+def recover_dir(path:str|Path, # a directory written by `atomic_dir`
+               ) -> bool: # whether it was recovered
+    "Put back the previous copy of `path` when a save was killed between its two renames (no atomic exchange here)."
+    path = Path(path)
+    if path.exists(): return False
+    olds = sorted(path.parent.glob(f".{path.name}.*.old"), key=lambda p: p.stat().st_mtime) if path.parent.is_dir() else []
+    if not olds: return False
+    os.replace(olds[-1], path)
+    warnings.warn(f"{path} was missing after an interrupted save; its previous copy was put back.")
+    return True
+
+def _exchange(a:Path, b:Path) -> bool:
+    "Swap two paths in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot."
+    import ctypes, sys
+    if not sys.platform.startswith("linux"): return False
+    try: fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError): return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(-100, os.fsencode(str(a)), -100, os.fsencode(str(b)), 2) == 0   # AT_FDCWD, RENAME_EXCHANGE
+
 @contextlib.contextmanager
 def atomic_dir(path:str|Path, # the directory to write
               ) -> Iterator[Path]:
-    "Yield a temporary directory beside `path`; on success it replaces `path`, on error it is removed."
+    "Yield a temporary directory beside `path`; on success it replaces `path` (atomically swapped), on error it is removed."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path); clean_stale(path.parent, path.name)
     if path.exists() and not path.is_dir(): raise FileExistsError(f"{path} exists and is not a directory.")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
     try: yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
+    if path.exists() and _exchange(tmp, path):          # one step: `path` is never missing; tmp now holds the old copy
+        shutil.rmtree(tmp, ignore_errors=True); return
     old = None
-    if path.exists(): old = path.with_name(f".{path.name}.{os.getpid()}.old"); os.replace(path, old)
-    os.replace(tmp, path)
+    if path.exists(): old = path.with_name(f"{_tmp_prefix(path)}old"); os.replace(path, old)
+    os.replace(tmp, path)                               # a kill between the two renames is undone by `recover_dir`
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/00_core.ipynb #dc089ceb
@@ -151,6 +261,139 @@ def save_atomic(obj, # tensor/dict (.pt), JSON-able (.json), DataFrame (.csv) or
     if suf not in writers: raise ValueError(f"save_atomic: unknown suffix {suf!r} in {path}; use one of {sorted(writers)}.")
     with atomic_path(path) as tmp: writers[suf](obj, tmp)
     return path
+
+# %% ../nbs/00_core.ipynb #4638c08f
+def load_pt(path:str|Path, # a file written by `torch.save` / `save_atomic`
+            what:str="file", # what it is, for errors ("checkpoint", "features cache", …)
+            map_location="cpu",
+           ):
+    "`torch.load(weights_only=True)`: objects that could run code, and empty or truncated files, are errors naming the file."
+    import pickle
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"{what} not found: {p}")
+    if p.stat().st_size == 0: raise ValueError(f"{p} ({what}) is empty: cut off before it was written; delete it and rerun.")
+    try: return torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{p} ({what}) holds objects other than tensors and plain values ({str(e).splitlines()[0][:160]}); "
+                         "objret does not load it, as loading it could run code. Delete it and rerun.") from None
+    except Exception as e:
+        raise ValueError(f"{p} ({what}) cannot be read ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}): "
+                         "truncated or not a torch file; delete it and rerun.") from None
+
+# %% ../nbs/00_core.ipynb #692c0720
+def _feed(h, x):
+    "Feed one part into a hash: tensors and arrays by dtype, shape and bytes; containers recursively."
+    if isinstance(x, torch.Tensor):
+        t = x.detach().to("cpu").contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode()); h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(x, np.ndarray):
+        a = np.ascontiguousarray(x); h.update(f"A{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes() if a.dtype.hasobject else a.view(np.uint8))
+    elif isinstance(x, dict):
+        h.update(b"{")
+        for k in sorted(x, key=str): _feed(h, str(k)); _feed(h, x[k])
+        h.update(b"}")
+    elif isinstance(x, (list, tuple)):
+        h.update(b"["); [_feed(h, v) for v in x]; h.update(b"]")
+    elif isinstance(x, (Path, torch.dtype, torch.device)): _feed(h, str(x))
+    elif isinstance(x, (np.integer, np.floating, np.bool_)): _feed(h, x.item())
+    elif x is None or isinstance(x, (str, int, float, bool)): h.update(json.dumps(x).encode())
+    else: raise TypeError(f"fingerprint: cannot hash a {type(x).__name__}; pass JSON-like values, tensors or arrays.")
+
+def fingerprint(*parts, # JSON-like values, tensors, arrays, paths
+                n:int=16, # hex digits kept
+               ) -> str:
+    "A stable content hash of `parts`."
+    h = hashlib.sha256()
+    for p in parts: _feed(h, p)
+    return h.hexdigest()[:n]
+
+def stable_repr(x) -> str:
+    "`repr(x)` without memory addresses (`<function f at 0x7f…>`), so that a transform's description is the same in every run."
+    import re
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(x))
+
+def state_digest(module:torch.nn.Module) -> str:
+    "Content hash of a model's state (weights and buffers)."
+    return fingerprint(module.state_dict())
+
+def file_digest(path:str|Path, # the file
+                chunk:int=1 << 22, # bytes read at a time
+               ) -> str:
+    "SHA-256 of a file's bytes."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk): h.update(b)
+    return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb #dc33619c
+def _read_json(path:Path, what:str):
+    "A JSON file's content; a malformed one is an error naming it."
+    try: return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path} ({what}) is not valid JSON: {e}; delete it to rebuild.") from None
+
+class ShardStore:
+    "Numbered shards under one manifest: each shard's files written atomically, then its marker (start, count, sizes, checksums)."
+    MANIFEST = "manifest.json"
+    def __init__(self, root:str|Path, # the store's directory
+                 manifest:dict|None=None, # what shapes the shards (JSON-like); None: open an existing store as it is
+                ):
+        self.root = Path(root); f = self.root/self.MANIFEST
+        if manifest is None:
+            if not f.is_file(): raise FileNotFoundError(f"{self.root}: no {self.MANIFEST}; it is not a shard store (or was never written).")
+            self.manifest = _read_json(f, "shard manifest")
+        else:
+            manifest = json.loads(json.dumps(manifest))          # compared as stored
+            if f.is_file():
+                old = _read_json(f, "shard manifest")
+                if old != manifest:
+                    diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+                    shown = "; ".join(f"{k}: {old.get(k)!r} → {manifest.get(k)!r}"[:160] for k in diff[:4])
+                    raise FileExistsError(f"{self.root} holds shards made with other settings ({shown}); "
+                                          "pass another folder, or delete this one to rebuild it.")
+            else: save_atomic(manifest, f)
+            self.manifest = manifest
+        clean_stale(self.root)
+    def name(self, i:int) -> str: return f"shard_{i:05d}"
+    def path(self, i:int, suffix:str) -> Path: return self.root/f"{self.name(i)}.{suffix}"
+    def marker(self, i:int) -> Path: return self.root/f"{self.name(i)}.done.json"
+    def done(self, i:int) -> bool:
+        "Shard `i` is finished: its marker is there and every file it lists has the recorded size."
+        try: rec = json.loads(self.marker(i).read_text())
+        except (FileNotFoundError, json.JSONDecodeError): return False
+        return all((self.root/n).is_file() and (self.root/n).stat().st_size == f["bytes"] for n, f in rec["files"].items())
+    def unfinished(self, n:int) -> list[int]:
+        "The shards among `0..n-1` still to write."
+        return [i for i in range(n) if not self.done(i)]
+    def write(self, i:int, # shard number
+              files:dict, # suffix -> writer(path): each writes one file of the shard
+              start:int, count:int, # the shard's items: start in the input list, and how many
+              stats:dict|None=None, # anything else to record with the shard (JSON-like)
+             ) -> dict: # the marker
+        "Write shard `i`: its files (each atomically), then its marker."
+        self.marker(i).unlink(missing_ok=True)               # unfinished until the marker is back
+        rec = {"shard": i, "start": int(start), "count": int(count), "files": {}, "stats": stats or {}}
+        for suffix, write in files.items():
+            p = self.path(i, suffix)
+            with atomic_path(p) as tmp: write(tmp)
+            rec["files"][p.name] = {"bytes": p.stat().st_size, "sha256": file_digest(p)}
+        save_atomic(rec, self.marker(i))
+        return rec
+    def read(self, i:int, start:int|None=None, count:int|None=None) -> dict:
+        "Shard `i`'s marker with `paths` (suffix -> file), after checking sizes, checksums, start and count."
+        fix = f"delete {self.marker(i).name} and rerun to recompute the shard"
+        if not self.marker(i).is_file(): raise FileNotFoundError(f"{self.root/self.name(i)}: unfinished (no marker); rerun the extraction to finish it.")
+        rec = _read_json(self.marker(i), "shard marker")
+        for n, f in rec["files"].items():
+            p = self.root/n
+            if not p.is_file() or p.stat().st_size != f["bytes"]:
+                raise ValueError(f"{p} is {p.stat().st_size if p.is_file() else 'missing'} bytes, its marker says {f['bytes']}: truncated or replaced; {fix}.")
+            if file_digest(p) != f["sha256"]: raise ValueError(f"{p}: checksum differs from its marker's: corrupted; {fix}.")
+        for k, want in (("start", start), ("count", count), ("shard", i)):
+            if want is not None and rec[k] != want:
+                raise ValueError(f"{self.root/self.name(i)}: its marker says {k} {rec[k]}, expected {want} (a copied or misnamed shard); {fix}.")
+        rec["paths"] = {n.split(".", 1)[1]: self.root/n for n in rec["files"]}
+        return rec
 
 # %% ../nbs/00_core.ipynb #050a6a0b
 import time

@@ -6,7 +6,8 @@ Docs: https://objret.github.io/objret/data.html.md"""
 
 # %% ../nbs/03_data.ipynb #cd45cb1a
 from __future__ import annotations
-import json, pickle, warnings
+import contextlib, json, os, pickle, warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -16,10 +17,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['DATASETS', 'SMALL_AREA', 'MEDIUM_AREA', 'SIZE_NAMES', 'MIT_STATES_TEST_NOUNS', 'check_root', 'load_image',
-           'ImageDataset', 'image_batches', 'ObjectSet', 'rle_from_mask', 'mask_from_rle', 'load_instances',
-           'load_nuimages', 'CaptionSet', 'load_captions', 'InstanceSet', 'load_instance_gnd', 'subset_instances',
-           'ComposedSet', 'load_css', 'load_fashion200k', 'load_mit_states', 'open_dataset']
+__all__ = ['DATASETS', 'SMALL_AREA', 'MEDIUM_AREA', 'SIZE_NAMES', 'MIT_STATES_TEST_NOUNS', 'ANNOTATED', 'check_root',
+           'load_pickle', 'load_npy', 'read_json', 'json_fields', 'to_rgb', 'load_image', 'ImageDataset',
+           'image_batches', 'ObjectSet', 'clean_boxes', 'unique_ids', 'check_images', 'rle_from_mask', 'mask_from_rle',
+           'load_instances', 'load_nuimages', 'CaptionSet', 'load_captions', 'InstanceSet', 'load_instance_gnd',
+           'subset_instances', 'ComposedSet', 'load_css', 'load_fashion200k', 'load_mit_states', 'open_dataset']
 
 # %% ../nbs/03_data.ipynb #8415fb78
 DATASETS = {  # name: files a root must hold (a trailing "/" is a directory), where the data set is published
@@ -52,13 +54,80 @@ def check_root(name:str, # a key of `DATASETS`
                                 f"The data set is published at {spec['url']}.")
     return root
 
+# %% ../nbs/03_data.ipynb #aa402658
+_PLAIN = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+          ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+          ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+          ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+          ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "slice"), ("builtins", "range")}
+
+class _PlainUnpickler(pickle.Unpickler):
+    "An unpickler that builds only plain data: builtin containers, numbers, strings, NumPy arrays."
+    def __init__(self, f, what:str):
+        super().__init__(f, encoding="latin1"); self.what = what
+    def find_class(self, module, name):
+        if (module, name) in _PLAIN: return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{self.what} holds a {module}.{name} object; objret loads only plain containers, "
+                                     "numbers, strings and NumPy arrays from such files (loading it could run code), so it was refused.")
+
+def load_pickle(path:str|Path, # a pickle of plain data (revisitop's gnd_*.pkl)
+               ):
+    "Unpickle plain data only; any other object (code, classes) is refused with an error naming the file."
+    p = Path(path)
+    with open(p, "rb") as f:
+        try: return _PlainUnpickler(f, str(p)).load()
+        except pickle.UnpicklingError: raise
+        except Exception as e: raise ValueError(f"{p} is not a readable pickle ({type(e).__name__}: {e}).") from None
+
+def load_npy(path:str|Path) -> np.ndarray:
+    "Read an `.npy` file; object arrays (pickled inside) go through the plain-data unpickler."
+    p = Path(path)
+    with open(p, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+        except Exception as e: raise ValueError(f"{p} is not an .npy file ({e}).") from None
+        if not dtype.hasobject: f.seek(0); return np.lib.format.read_array(f, allow_pickle=False)
+        return _PlainUnpickler(f, str(p)).load()
+
+def read_json(path:str|Path, # a JSON file
+              what:str="JSON file", # what it should be, for errors
+             ):
+    "A JSON file's content; a missing or malformed file is an error naming it (and the line and column)."
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"{what} not found: {p}")
+    try: return json.loads(p.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{p} ({what}) is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.") from None
+    except UnicodeDecodeError as e: raise ValueError(f"{p} ({what}) is not UTF-8 text: {e}.") from None
+
+@contextlib.contextmanager
+def json_fields(path:str|Path, # the file being read
+                layout:str, # the fields it must have, for the error
+               ):
+    "Inside, a missing field (`KeyError`) or a wrong type is an error that names the file, the field and the layout."
+    try: yield
+    except KeyError as e: raise ValueError(f"{path}: an entry lacks the field {e}; {layout}.") from None
+    except (TypeError, IndexError) as e: raise ValueError(f"{path}: an entry is malformed ({e}); {layout}.") from None
+
 # %% ../nbs/03_data.ipynb #af9f265d
+def to_rgb(im:Image.Image) -> Image.Image:
+    "RGB of any PIL image; 16- and 32-bit integer images are scaled by their bit depth and float ones by their range, never clipped at 255."
+    if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"): return im.convert("RGB")
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode == "F": lo, hi = (0.0, 1.0) if a.size and a.min() >= 0 and a.max() <= 1 else (float(a.min(initial=0)), float(a.max(initial=1)))
+    elif im.mode.startswith("I;16") or a.max(initial=0) > 255: lo, hi = 0.0, 65535.0 if a.max(initial=0) <= 65535 else float(a.max())
+    else: lo, hi = 0.0, 255.0
+    a = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1) * 255
+    return Image.fromarray(np.round(a).astype(np.uint8), "L").convert("RGB")
+
 def load_image(path:str|Path) -> Image.Image:
-    "Open an image as RGB; an unreadable file is an error naming its path."
+    "Open an image as RGB (see `to_rgb`); an unreadable, truncated or oversized file is an error naming its path."
     try:
-        with Image.open(path) as im: return im.convert("RGB")
+        with Image.open(path) as im: return to_rgb(im)
     except FileNotFoundError: raise FileNotFoundError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e: raise ValueError(f"cannot read image {path}: {e}") from None
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"cannot read image {path}: {e} (raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e: raise ValueError(f"cannot read image {path}: {e}") from None
 
 class ImageDataset(torch.utils.data.Dataset):
     "Images below `root`, transformed; yields `(image, index)`, or `None` for an unreadable one with `on_error='skip'`."
@@ -131,6 +200,45 @@ class ObjectSet:
         "(C, N) bool of unverified (category, image) pairs to leave out of rankings; None when all are verified."
         return None if self.neg is None else ~(self.positives() | self.neg)
 
+# %% ../nbs/03_data.ipynb #fc41f29b
+def clean_boxes(boxes:torch.Tensor, # (M, 4) x1, y1, x2, y2 in pixels
+                hw:torch.Tensor, # (M, 2) height, width of each box's image
+                what:str="boxes", # for the warning
+               ) -> tuple[torch.Tensor, torch.Tensor]: # clipped boxes (M, 4), keep (M,) bool
+    "objret's one box rule: NaN/inf or non-positive size → dropped; outside the image → clipped (dropped if empty); counted in one warning."
+    b = boxes.float(); hw = hw.float()
+    ok = torch.isfinite(b).all(1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+    c = torch.stack([b[:, 0].clamp(min=0), b[:, 1].clamp(min=0), torch.minimum(b[:, 2], hw[:, 1]), torch.minimum(b[:, 3], hw[:, 0])], 1)
+    c = torch.where(ok[:, None], c, 0.0)
+    keep = ok & (c[:, 2] > c[:, 0]) & (c[:, 3] > c[:, 1])
+    clipped = int(((c != b).any(1) & keep).sum())
+    if clipped or not keep.all():
+        warnings.warn(f"{what}: {int((~keep).sum())} box(es) dropped (NaN, zero or negative size, or outside the image) "
+                      f"and {clipped} clipped to their image.")
+    return c, keep
+
+def unique_ids(ids:Sequence, # the ids as the file gives them
+               what:str, # "image", "category", …
+               path:str|Path, # the file, for the error
+              ):
+    "Refuse duplicate ids, naming them: they would move boxes between images or relabel them."
+    dup = [i for i, n in Counter(ids).items() if n > 1]
+    if dup: raise ValueError(f"{path}: {what} id(s) {sorted(dup, key=str)[:5]} occur more than once; {what} ids must be unique.")
+
+def check_images(root:str|Path, # the images folder
+                 files:Sequence[str], # file names relative to it
+                 source:str|Path, # the annotation file that names them, for errors
+                ) -> int: # how many are missing
+    "None of the named images present is an error saying where objret looked; some missing is a counted warning."
+    root = Path(root)
+    missing = [f for f in files if not os.path.exists(root/f)]
+    if files and len(missing) == len(files):
+        sub = " (its file names hold sub-folders: images_dir is the folder they are relative to)" if any("/" in str(f) for f in files[:20]) else ""
+        raise FileNotFoundError(f"{source}: none of its {len(files)} images is below {root} (first: {root/files[0]}){sub}; "
+                                "point images_dir at the folder holding them.")
+    if missing: warnings.warn(f"{source}: {len(missing)} of {len(files)} images are missing below {root} (first: {missing[0]}).")
+    return len(missing)
+
 # %% ../nbs/03_data.ipynb #7241c765
 def rle_from_mask(mask:np.ndarray) -> dict:
     "COCO uncompressed RLE (column-major run lengths, starting with zeros) of a binary mask."
@@ -148,43 +256,51 @@ def mask_from_rle(rle:dict) -> np.ndarray:
     return vals[:h * w].reshape(w, h).T
 
 def load_instances(ann_file:str|Path, # COCO `instances_*.json` or LVIS `lvis_v1_*.json`
-                   images_dir:str|Path, # directory of the images
+                   images_dir:str|Path, # directory of the images (their `file_name`s are relative to it)
+                   check_files:bool=True, # check that the images are there (see `check_images`)
                   ) -> ObjectSet:
     "Read COCO or LVIS instance annotations into an `ObjectSet` (LVIS's federated labels included)."
     ann_file = Path(ann_file)
-    if not ann_file.is_file(): raise FileNotFoundError(f"annotation file not found: {ann_file}")
-    d = json.loads(ann_file.read_text())
+    d = read_json(ann_file, "COCO/LVIS instances file")
+    layout = "a COCO/LVIS instances file has images (id, file_name or coco_url, height, width), annotations (image_id, category_id, bbox) and categories (id, name)"
+    if not isinstance(d, dict): raise ValueError(f"{ann_file} holds a {type(d).__name__}, not an object; {layout}.")
     for k in ("images", "annotations", "categories"):
-        if k not in d: raise ValueError(f"{ann_file} is not a COCO/LVIS instances file: no {k!r} key.")
-    imgs, cats = d["images"], sorted(d["categories"], key=lambda c: c["id"])
-    img_index = {im["id"]: i for i, im in enumerate(imgs)}
-    cat_index = {c["id"]: i for i, c in enumerate(cats)}
-    files = [im.get("file_name") or Path(im["coco_url"]).name for im in imgs]
-    anns = [a for a in d["annotations"] if not a.get("iscrowd", 0)]
-    bad = [a["id"] for a in anns if a["image_id"] not in img_index or a["category_id"] not in cat_index]
-    if bad: raise ValueError(f"{ann_file}: {len(bad)} annotation(s) name an unknown image or category (first id {bad[0]}).")
-    xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
-    lvis = any("neg_category_ids" in im for im in imgs)
-    def _cat_mask(key):
-        m = torch.zeros(len(cats), len(imgs), dtype=torch.bool)
-        for i, im in enumerate(imgs):
-            for c in im.get(key, []):
-                if c in cat_index: m[cat_index[c], i] = True
-        return m
-    return ObjectSet(
-        root=Path(images_dir), files=files,
-        image_ids=torch.tensor([im["id"] for im in imgs]),
-        sizes=torch.tensor([[im["height"], im["width"]] for im in imgs]).reshape(-1, 2),
-        categories=[c["name"] for c in cats], category_ids=torch.tensor([c["id"] for c in cats]),
-        boxes=torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1),
-        box_image=torch.tensor([img_index[a["image_id"]] for a in anns], dtype=torch.long),
-        box_category=torch.tensor([cat_index[a["category_id"]] for a in anns], dtype=torch.long),
-        box_area=torch.tensor([float(a.get("area", a["bbox"][2] * a["bbox"][3])) for a in anns]),
-        neg=_cat_mask("neg_category_ids") if lvis else None,
-        not_exhaustive=_cat_mask("not_exhaustive_category_ids") if lvis else None,
-        frequency=[c.get("frequency") for c in cats] if lvis else None,
-        box_size=(torch.tensor([SIZE_NAMES.index(a["size"]) for a in anns], dtype=torch.long)
-                  if anns and all(a.get("size") in SIZE_NAMES for a in anns) else None))
+        if k not in d: raise ValueError(f"{ann_file} is not a COCO/LVIS instances file: no {k!r} key; {layout}.")
+    with json_fields(ann_file, layout):
+        imgs, cats = d["images"], sorted(d["categories"], key=lambda c: c["id"])
+        unique_ids([im["id"] for im in imgs], "image", ann_file); unique_ids([c["id"] for c in cats], "category", ann_file)
+        img_index = {im["id"]: i for i, im in enumerate(imgs)}
+        cat_index = {c["id"]: i for i, c in enumerate(cats)}
+        files = [im.get("file_name") or Path(im["coco_url"]).name for im in imgs]
+        anns = [a for a in d["annotations"] if not a.get("iscrowd", 0)]
+        bad = [a.get("id") for a in anns if a["image_id"] not in img_index or a["category_id"] not in cat_index]
+        if bad: raise ValueError(f"{ann_file}: {len(bad)} annotation(s) name an unknown image or category (first id {bad[0]}).")
+        xywh = torch.tensor([[float(v) for v in a["bbox"]] for a in anns], dtype=torch.float32).reshape(-1, 4)
+        sizes = torch.tensor([[im["height"], im["width"]] for im in imgs]).reshape(-1, 2)
+        box_image = torch.tensor([img_index[a["image_id"]] for a in anns], dtype=torch.long)
+        boxes, keep = clean_boxes(torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1), sizes[box_image], str(ann_file))
+        anns = [a for a, k in zip(anns, keep.tolist()) if k]
+        lvis = any("neg_category_ids" in im for im in imgs)
+        def _cat_mask(key):
+            m = torch.zeros(len(cats), len(imgs), dtype=torch.bool)
+            for i, im in enumerate(imgs):
+                for c in im.get(key, []):
+                    if c in cat_index: m[cat_index[c], i] = True
+            return m
+        out = ObjectSet(
+            root=Path(images_dir), files=files,
+            image_ids=torch.tensor([im["id"] for im in imgs]), sizes=sizes,
+            categories=[c["name"] for c in cats], category_ids=torch.tensor([c["id"] for c in cats]),
+            boxes=boxes[keep], box_image=box_image[keep],
+            box_category=torch.tensor([cat_index[a["category_id"]] for a in anns], dtype=torch.long),
+            box_area=torch.tensor([float(a.get("area", a["bbox"][2] * a["bbox"][3])) for a in anns]),
+            neg=_cat_mask("neg_category_ids") if lvis else None,
+            not_exhaustive=_cat_mask("not_exhaustive_category_ids") if lvis else None,
+            frequency=[c.get("frequency") for c in cats] if lvis else None,
+            box_size=(torch.tensor([SIZE_NAMES.index(a["size"]) for a in anns], dtype=torch.long)
+                      if anns and all(a.get("size") in SIZE_NAMES for a in anns) else None))
+    if check_files: check_images(images_dir, files, ann_file)
+    return out
 
 # %% ../nbs/03_data.ipynb #c14b1463
 def load_nuimages(root:str|Path, # nuImages root (`v1.0-val/`, `samples/`)
@@ -196,20 +312,24 @@ def load_nuimages(root:str|Path, # nuImages root (`v1.0-val/`, `samples/`)
     for n in ("sample_data", "object_ann", "category"):
         f = t/f"{n}.json"
         if not f.is_file(): raise FileNotFoundError(f"nuImages table not found: {f}; a nuImages root holds {version}/{{sample_data,object_ann,category}}.json.")
-        tab[n] = json.loads(f.read_text())
-    cats = sorted(tab["category"], key=lambda c: c["name"])
-    cat_index = {c["token"]: i for i, c in enumerate(cats)}
-    with_ann = {a["sample_data_token"] for a in tab["object_ann"]}
-    sds = [sd for sd in tab["sample_data"] if sd.get("is_key_frame", True) and sd["token"] in with_ann]
-    img_index = {sd["token"]: i for i, sd in enumerate(sds)}
-    anns = [a for a in tab["object_ann"] if a["sample_data_token"] in img_index]
-    boxes = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
-    return ObjectSet(root=root, files=[sd["filename"] for sd in sds], image_ids=torch.arange(len(sds)),
-                     sizes=torch.tensor([[sd["height"], sd["width"]] for sd in sds]).reshape(-1, 2),
-                     categories=[c["name"] for c in cats], category_ids=torch.arange(len(cats)), boxes=boxes,
-                     box_image=torch.tensor([img_index[a["sample_data_token"]] for a in anns], dtype=torch.long),
-                     box_category=torch.tensor([cat_index[a["category_token"]] for a in anns], dtype=torch.long),
-                     box_area=(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        tab[n] = read_json(f, f"nuImages {n} table")
+    with json_fields(t, "nuImages tables: category (token, name), sample_data (token, filename, height, width), object_ann (sample_data_token, category_token, bbox)"):
+        cats = sorted(tab["category"], key=lambda c: c["name"])
+        unique_ids([c["token"] for c in cats], "category", t/"category.json"); unique_ids([s["token"] for s in tab["sample_data"]], "sample_data", t/"sample_data.json")
+        cat_index = {c["token"]: i for i, c in enumerate(cats)}
+        with_ann = {a["sample_data_token"] for a in tab["object_ann"]}
+        sds = [sd for sd in tab["sample_data"] if sd.get("is_key_frame", True) and sd["token"] in with_ann]
+        img_index = {sd["token"]: i for i, sd in enumerate(sds)}
+        anns = [a for a in tab["object_ann"] if a["sample_data_token"] in img_index]
+        sizes = torch.tensor([[sd["height"], sd["width"]] for sd in sds]).reshape(-1, 2)
+        box_image = torch.tensor([img_index[a["sample_data_token"]] for a in anns], dtype=torch.long)
+        boxes, keep = clean_boxes(torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4), sizes[box_image], str(t/"object_ann.json"))
+        boxes = boxes[keep]
+        return ObjectSet(root=root, files=[sd["filename"] for sd in sds], image_ids=torch.arange(len(sds)), sizes=sizes,
+                         categories=[c["name"] for c in cats], category_ids=torch.arange(len(cats)), boxes=boxes,
+                         box_image=box_image[keep],
+                         box_category=torch.tensor([cat_index[a["category_token"]] for a, k in zip(anns, keep.tolist()) if k], dtype=torch.long),
+                         box_area=(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
 
 # %% ../nbs/03_data.ipynb #9025da59
 @dataclass
@@ -226,21 +346,24 @@ def load_captions(karpathy_json:str|Path, # `dataset_flickr30k.json` / `dataset_
                   images_dir:str|Path, # images root (COCO's `filepath` subfolders are below it)
                   split:str="test", # "train", "val", "test" (COCO's "restval" counts as train)
                   max_captions:int=5, # captions kept per image
+                  check_files:bool=True, # check that the images are there (see `check_images`)
                  ) -> CaptionSet:
     "Read one split of a Karpathy caption file."
     p = Path(karpathy_json)
-    if not p.is_file(): raise FileNotFoundError(f"caption file not found: {p}")
-    imgs = json.loads(p.read_text()).get("images")
+    d = read_json(p, "Karpathy caption file")
+    imgs = d.get("images") if isinstance(d, dict) else None
     if imgs is None: raise ValueError(f"{p} is not a Karpathy caption file: no 'images' key.")
-    want = {"train": ("train", "restval")}.get(split, (split,))
-    imgs = [im for im in imgs if im["split"] in want]
-    if not imgs: raise ValueError(f"{p} has no image in split {split!r}.")
-    files, caps, ti = [], [], []
-    for i, im in enumerate(imgs):
-        files.append(str(Path(im.get("filepath", "")) / im["filename"]))
-        sents = [s["raw"].strip() for s in im["sentences"]][:max_captions]
-        if not sents: raise ValueError(f"{p}: image {im['filename']} has no caption.")
-        caps += sents; ti += [i] * len(sents)
+    with json_fields(p, "a Karpathy caption file's images have filename, split and sentences (each with raw)"):
+        want = {"train": ("train", "restval")}.get(split, (split,))
+        imgs = [im for im in imgs if im["split"] in want]
+        if not imgs: raise ValueError(f"{p} has no image in split {split!r}.")
+        files, caps, ti = [], [], []
+        for i, im in enumerate(imgs):
+            files.append(str(Path(im.get("filepath", "")) / im["filename"]))
+            sents = [s["raw"].strip() for s in im["sentences"]][:max_captions]
+            if not sents: raise ValueError(f"{p}: image {im['filename']} has no caption.")
+            caps += sents; ti += [i] * len(sents)
+    if check_files: check_images(images_dir, files, p)
     return CaptionSet(Path(images_dir), files, caps, torch.tensor(ti), split)
 
 # %% ../nbs/03_data.ipynb #9230eea2
@@ -261,7 +384,8 @@ def load_instance_gnd(gnd_file:str|Path, # revisitop `gnd_<dataset>.pkl`
     "Read a revisitop ground-truth pickle (classic or revisited)."
     p = Path(gnd_file)
     if not p.is_file(): raise FileNotFoundError(f"ground-truth file not found: {p}")
-    with open(p, "rb") as f: d = pickle.load(f)
+    d = load_pickle(p)
+    if not isinstance(d, dict): raise ValueError(f"{p} holds a {type(d).__name__}, not revisitop's dict of imlist, qimlist and gnd.")
     missing = {"imlist", "qimlist", "gnd"} - set(d)
     if missing: raise ValueError(f"{p} lacks {sorted(missing)}: not a revisitop ground-truth file.")
     if len(d["gnd"]) != len(d["qimlist"]): raise ValueError(f"{p}: {len(d['gnd'])} ground truths for {len(d['qimlist'])} queries.")
@@ -309,7 +433,9 @@ def load_css(root:str|Path, # CSS root (`css_toy_dataset_novel2_small.dup.npy`, 
     root = Path(root)
     f = root/npy_name
     if not f.is_file(): raise FileNotFoundError(f"CSS file not found: {f} (published with https://github.com/google/tirg)")
-    d = np.load(f, allow_pickle=True).item()
+    d = load_npy(f)
+    d = d.item() if isinstance(d, np.ndarray) and d.shape == () else d
+    if not isinstance(d, dict): raise ValueError(f"{f} holds a {type(d).__name__}, not TIRG's dict of splits.")
     if split not in d: raise ValueError(f"{f} has splits {sorted(d)}, not {split!r}.")
     s = d[split]
     n = len(s["objects_img"])
@@ -384,11 +510,21 @@ def load_mit_states(root:str|Path, # MIT-States root (`images/<adj> <noun>/*.jpg
     return ComposedSet(root, files, labels, torch.tensor(src, dtype=torch.long), texts, tl, None)
 
 # %% ../nbs/03_data.ipynb #26513c5e
+ANNOTATED = {"coco": load_instances, "lvis": load_instances, "flickr30k": load_captions, "coco_karpathy": load_captions}
+
 def open_dataset(name:str, # a key of `DATASETS`
-                 root:str|Path, # where the data set was unpacked
+                 root:str|Path|None, # where the data set was unpacked (None when `ann_file` and `images_dir` are given)
                  split:str="test", # split to read
+                 ann_file:str|Path|None=None, # COCO/LVIS instances or Karpathy captions file in another place (with `images_dir`)
+                 images_dir:str|Path|None=None, # the folder its file names are relative to
                 ):
-    "Check `root` and load data set `name` with its own file names."
+    "Check `root` and load data set `name` with its own file names, or from an annotation file and images folder anywhere."
+    if name not in DATASETS: raise ValueError(f"unknown data set {name!r}; objret reads {sorted(DATASETS)}.")
+    if ann_file is not None or images_dir is not None:
+        if name not in ANNOTATED: raise ValueError(f"ann_file/images_dir apply to {sorted(ANNOTATED)}, not {name!r}; pass its root instead.")
+        if ann_file is None or images_dir is None: raise ValueError(f"{name}: give both ann_file and images_dir (or neither, and the root).")
+        return load_instances(ann_file, images_dir) if ANNOTATED[name] is load_instances else load_captions(ann_file, images_dir, split)
+    if root is None: raise ValueError(f"{name}: pass data_root (a folder holding {DATASETS[name]['files']}), or ann_file and images_dir.")
     root = check_root(name, root)
     if name == "coco": return load_instances(root/"annotations/instances_val2017.json", root/"val2017")
     if name == "lvis": return load_instances(root/"lvis_v1_val.json", root/"val2017")

@@ -6,7 +6,6 @@ Docs: https://objret.github.io/objret/dense_clip.html.md"""
 
 # %% ../nbs/10_dense_clip.ipynb #827fcc3c
 from __future__ import annotations
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import Clip, resize_pos_embed, vit_global_dense
-from .core import as_tensor, batch_slices, save_atomic
+from .core import ShardStore, as_tensor, batch_slices, fingerprint, load_pt, progress_enabled, stable_repr, state_digest
 
 # %% auto #0
 __all__ = ['is_vit', 'is_modified_resnet', 'patch_stride', 'rn_global_dense', 'global_dense', 'dense_transform', 'DenseFeatures',
-           'extract_dense', 'load_dense']
+           'inputs_fingerprint', 'extract_dense', 'load_dense']
 
 # %% ../nbs/10_dense_clip.ipynb #87fd51e5
 def is_vit(visual:nn.Module) -> bool:
@@ -43,6 +42,7 @@ def patch_stride(visual:nn.Module) -> int:
 # %% ../nbs/10_dense_clip.ipynb #fd728f44
 def rn_global_dense(visual:nn.Module, # an open_clip `ModifiedResNet`
                     images:torch.Tensor, # (B, 3, H, W) preprocessed; H, W multiples of 32
+                    antialias:bool=False, # positional-embedding resize (see `objret.backbones.resize_pos_embed`)
                    ) -> tuple[torch.Tensor, torch.Tensor, tuple]: # global (B, E), dense (B, P, E), grid (h, w)
     "Global (attention pool, positional embedding resized) and value-path dense embeddings of a ModifiedResNet."
     x = visual.stem(images)
@@ -51,7 +51,7 @@ def rn_global_dense(visual:nn.Module, # an open_clip `ModifiedResNet`
     tok = x.flatten(2).transpose(1, 2)                                  # (B, P, C)
     ap = visual.attnpool
     dense = ap.c_proj(ap.v_proj(tok))
-    t = torch.cat([tok.mean(1, keepdim=True), tok], 1) + resize_pos_embed(ap.positional_embedding, grid).to(tok.dtype)
+    t = torch.cat([tok.mean(1, keepdim=True), tok], 1) + resize_pos_embed(ap.positional_embedding, grid, antialias).to(tok.dtype)
     t = t.transpose(0, 1)                                               # (P+1, B, C), as the pool wants
     glob, _ = F.multi_head_attention_forward(
         query=t[:1], key=t, value=t, embed_dim_to_check=t.shape[-1], num_heads=ap.num_heads,
@@ -65,6 +65,7 @@ def rn_global_dense(visual:nn.Module, # an open_clip `ModifiedResNet`
 def global_dense(visual:nn.Module, # an open_clip image tower (ViT or ModifiedResNet)
                  images:torch.Tensor, # (B, 3, H, W) preprocessed
                  name:str|None=None, # the model's name, for errors
+                 antialias:bool=False, # positional-embedding resize at other sizes: MaskCLIP's plain bicubic, or open_clip's antialiased
                 ) -> tuple[torch.Tensor, torch.Tensor, tuple]: # global (B, E), dense (B, P, E), grid (h, w)
     "Global and Dense-CLIP embeddings (not normalised) of a batch, from any open_clip CLIP image tower."
     who = f"model {name!r} ({type(visual).__name__})" if name else type(visual).__name__
@@ -76,7 +77,7 @@ def global_dense(visual:nn.Module, # an open_clip image tower (ViT or ModifiedRe
     if min(images.shape[-2:]) < s:
         raise ValueError(f"images of {tuple(images.shape[-2:])} px are smaller than one {s}-px cell of {who}; "
                          f"resize them to at least {s} px (Dense-CLIP is meant for larger inputs than the native size).")
-    return (vit_global_dense if is_vit(visual) else rn_global_dense)(visual, images)
+    return (vit_global_dense if is_vit(visual) else rn_global_dense)(visual, images, antialias)
 
 # %% ../nbs/10_dense_clip.ipynb #6ca385f8
 def dense_transform(clip:Clip, # the model (its mean and std are kept)
@@ -101,10 +102,8 @@ class DenseFeatures:
     glob: torch.Tensor    # (N, E)
     dense: torch.Tensor   # (N, P, E)
     grid: tuple           # (h, w) cells; P = h·w
-    meta: dict            # model, pretrained, resolution, …
+    meta: dict            # the manifest: model, weights digest, input size, transform, inputs fingerprint, …
     def __len__(self): return len(self.glob)
-
-def _shard_file(out:Path, i:int) -> Path: return out/f"shard_{i:05d}.pt"
 
 def _collate_all(items):
     "Stack `(image, index)` pairs; an unreadable (skipped) image is an error: every image needs its row."
@@ -113,62 +112,98 @@ def _collate_all(items):
                          "embeddings: repair the file or drop it from the file list, then run again (finished shards are kept).")
     return torch.stack([im for im, _ in items]), torch.tensor([j for _, j in items])
 
-def _extract_meta(clip:Clip, resolution, n:int, shard_size:int, dtype) -> dict:
-    return {"model": clip.name, "pretrained": None if clip.pretrained is None else str(clip.pretrained),
-            "resolution": int(resolution or clip.image_size), "n_images": n, "shard_size": shard_size,
-            "dtype": str(dtype).replace("torch.", "")}
+def inputs_fingerprint(images, # a tensor, or a Dataset with a `files` list (e.g. `objret.data.ImageDataset`)
+                       key:str|None=None, # what identifies the images, when neither applies
+                      ) -> str:
+    "What identifies a collection's images for a resumable artifact: the file names in order, or a tensor's content."
+    if key is not None: return str(key)
+    if isinstance(images, torch.Tensor): return "tensor:" + fingerprint(images)
+    files = getattr(images, "files", None)
+    if files is None: raise TypeError(f"cannot tell which images a {type(images).__name__} holds (no `files` list); "
+                                      "pass inputs_key='…', a string that changes whenever its images do.")
+    return "files:" + fingerprint([str(f) for f in files])
+
+def _name_of(images, i:int) -> str:
+    files = getattr(images, "files", None)
+    return f"image {i} ({files[i]})" if files is not None else f"image {i}"
+
+def _dense_manifest(clip:Clip, images, resolution, shard_size:int, dtype, antialias:bool, inputs_key) -> dict:
+    "Everything that shapes an extraction, the input size measured on the first image."
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype={dtype}: embeddings are stored as floats (torch.float16, torch.bfloat16 or torch.float32).")
+    first = images[0] if isinstance(images, torch.Tensor) else images[0]
+    if first is None: raise ValueError(f"extract_dense: {_name_of(images, 0)} could not be read.")
+    x0 = first if isinstance(images, torch.Tensor) else first[0]
+    H, W = (int(v) for v in x0.shape[-2:])
+    s = patch_stride(clip.model.visual)
+    if H % s or W % s: raise ValueError(f"the transform yields {H}×{W} px images, not a multiple of {clip.name!r}'s {s}-px cell; resize to a multiple (dense_transform does).")
+    if resolution is not None and (H, W) != (int(resolution), int(resolution)):
+        raise ValueError(f"resolution={resolution} was given but the transform yields {H}×{W} px images; pass the size the images really have (or None).")
+    tf = "tensor" if isinstance(images, torch.Tensor) else stable_repr(getattr(images, "transform", None))
+    return {"format": "objret-dense/2", "model": clip.name, "pretrained": None if clip.pretrained is None else str(clip.pretrained),
+            "weights": state_digest(clip.model.visual), "input_size": [H, W], "grid": [H // s, W // s], "transform": tf,
+            "inputs": inputs_fingerprint(images, inputs_key), "n_images": len(images), "shard_size": int(shard_size),
+            "dtype": str(dtype).replace("torch.", ""), "pos_antialias": bool(antialias)}
 
 # %% ../nbs/10_dense_clip.ipynb #8e17c912
 @torch.no_grad()
 def extract_dense(clip:Clip, # the model
                   images, # a Dataset yielding `(image_tensor, index)` (e.g. `objret.data.ImageDataset` with `dense_transform`) or an (N, 3, H, W) tensor
-                  out:str|Path, # directory for `meta.json` and the shards
-                  resolution:int|None=None, # input side the images were transformed to (recorded in meta.json)
+                  out:str|Path, # directory of the shard store
+                  resolution:int|None=None, # the side the transform yields, if you want it checked (the real size is measured and recorded)
                   batch_size:int=64, # images per forward pass
                   shard_size:int=1024, # images per shard file
-                  dtype:torch.dtype=torch.float16, # storage type of the embeddings
+                  dtype:torch.dtype=torch.float16, # storage type of the embeddings (a float type)
                   num_workers:int=0, # DataLoader workers that read and transform images
+                  antialias:bool=False, # positional-embedding resize: MaskCLIP's plain bicubic, or open_clip's antialiased
+                  inputs_key:str|None=None, # what identifies the images when they are neither a tensor nor a Dataset with `files`
                  ) -> Path:
-    "Embed a collection with Dense-CLIP into atomic, resumable shards; return `out`."
+    "Embed a collection with Dense-CLIP into atomic, resumable, verified shards; return `out`."
     from tqdm.auto import tqdm
     n = len(images)
     if n == 0: raise ValueError("extract_dense: the image collection is empty; check the data root and split.")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    meta = _extract_meta(clip, resolution, n, shard_size, dtype)
-    if (out/"meta.json").exists():
-        old = json.loads((out/"meta.json").read_text())
-        if old != meta: raise FileExistsError(f"{out} holds an extraction with other settings ({old}); "
-                                              f"pass another `out` or delete it to re-extract with {meta}.")
-    else: save_atomic(meta, out/"meta.json")
+    store = ShardStore(out, _dense_manifest(clip, images, resolution, shard_size, dtype, antialias, inputs_key))
     shards = batch_slices(n, shard_size)
-    todo = [i for i in range(len(shards)) if not _shard_file(out, i).exists()]
+    todo = store.unfinished(len(shards))
     dev, model = clip.device, clip.model.eval()
-    bar = tqdm(total=sum(shards[i].stop - shards[i].start for i in todo), desc="Dense-CLIP", disable=not todo, leave=False)
+    bar = tqdm(total=sum(shards[i].stop - shards[i].start for i in todo), desc="Dense-CLIP", disable=not todo or not progress_enabled(), leave=False)
     for i in todo:
         sl = shards[i]
-        if isinstance(images, torch.Tensor): batches = images[sl].split(batch_size)
-        else: batches = (b for b, _ in torch.utils.data.DataLoader(torch.utils.data.Subset(images, range(sl.start, sl.stop)),
-                                                                   batch_size=batch_size, num_workers=num_workers, collate_fn=_collate_all))
+        if isinstance(images, torch.Tensor): batches = ((b, torch.arange(s, s + len(b))) for s, b in zip(range(sl.start, sl.stop, batch_size), images[sl].split(batch_size)))
+        else: batches = torch.utils.data.DataLoader(torch.utils.data.Subset(images, range(sl.start, sl.stop)),
+                                                    batch_size=batch_size, num_workers=num_workers, collate_fn=_collate_all)
         G, D = [], []
-        for b in batches:
-            g, d, grid = global_dense(model.visual, b.to(dev), clip.name)
+        for b, idx in batches:
+            bad = (~torch.isfinite(b.float()).flatten(1).all(1)).nonzero()
+            if len(bad): raise ValueError(f"extract_dense: {_name_of(images, int(idx[bad[0, 0]]))} holds NaN/inf after its transform; fix the file or the transform.")
+            if tuple(b.shape[-2:]) != tuple(store.manifest["input_size"]):
+                raise ValueError(f"extract_dense: {_name_of(images, int(idx[0]))} is {tuple(b.shape[-2:])} px after its transform, not {tuple(store.manifest['input_size'])}: the transform must give every image one size.")
+            g, d, grid = global_dense(model.visual, b.to(dev), clip.name, antialias)
             G.append(F.normalize(g.float(), dim=-1).to("cpu", dtype)); D.append(F.normalize(d.float(), dim=-1).to("cpu", dtype))
             bar.update(len(b))
-        save_atomic({"glob": torch.cat(G), "dense": torch.cat(D), "grid": grid, "start": shards[i].start}, _shard_file(out, i))
+        payload = {"glob": torch.cat(G), "dense": torch.cat(D), "grid": list(grid), "start": sl.start, "count": sl.stop - sl.start}
+        store.write(i, {"pt": lambda p: torch.save(payload, p)}, sl.start, sl.stop - sl.start)
     bar.close()
-    return out
+    return Path(out)
 
 # %% ../nbs/10_dense_clip.ipynb #35617d38
 def load_dense(out:str|Path, # a directory written by `extract_dense`
               ) -> DenseFeatures:
-    "Read an extraction back; an unfinished one is an error that says how to finish it."
+    "Read an extraction back, every shard verified; an unfinished one is an error that says how to finish it."
     out = Path(out)
-    if not (out/"meta.json").exists(): raise FileNotFoundError(f"{out}: no meta.json; run extract_dense(…, out={str(out)!r}) first.")
-    meta = json.loads((out/"meta.json").read_text())
+    try: store = ShardStore(out)
+    except FileNotFoundError: raise FileNotFoundError(f"{out}: no extraction there; run extract_dense(…, out={str(out)!r}) first.") from None
+    meta = store.manifest
+    if meta.get("format") != "objret-dense/2": raise ValueError(f"{out}: not a Dense-CLIP extraction of this objret (format {meta.get('format')!r}); delete it and extract again.")
     shards = batch_slices(meta["n_images"], meta["shard_size"])
-    missing = [i for i in range(len(shards)) if not _shard_file(out, i).exists()]
-    if missing: raise FileNotFoundError(f"{out}: {len(missing)} of {len(shards)} shards missing (first {_shard_file(out, missing[0]).name}); "
+    missing = store.unfinished(len(shards))
+    if missing: raise FileNotFoundError(f"{out}: {len(missing)} of {len(shards)} shards unfinished (first {store.name(missing[0])}); "
                                         "the extraction was interrupted: call extract_dense again with the same arguments to finish it.")
-    parts = [torch.load(_shard_file(out, i), map_location="cpu", weights_only=True) for i in range(len(shards))]
-    return DenseFeatures(torch.cat([p["glob"] for p in parts]), torch.cat([p["dense"] for p in parts]),
-                         tuple(parts[0]["grid"]), meta)
+    parts = []
+    for i, sl in enumerate(shards):
+        rec = store.read(i, sl.start, sl.stop - sl.start)
+        p = load_pt(rec["paths"]["pt"], "Dense-CLIP shard")
+        if p["start"] != sl.start or len(p["glob"]) != sl.stop - sl.start:
+            raise ValueError(f"{rec['paths']['pt']} holds images {p['start']}… ({len(p['glob'])}), expected {sl.start}… ({sl.stop - sl.start}); delete it and rerun.")
+        parts.append(p)
+    return DenseFeatures(torch.cat([p["glob"] for p in parts]), torch.cat([p["dense"] for p in parts]), tuple(meta["grid"]), meta)

@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 import torch
 
-from .core import as_tensor, atomic_dir, batched, get_device
+from .core import as_ints, as_tensor, atomic_dir, batched, check_int, file_digest, get_device, recover_dir
 
 # %% auto #0
 __all__ = ['GPU_MAX_K', 'SCORE_BLOCK', 'faiss_gpu_count', 'faiss_device', 'regroup_max', 'VectorIndex', 'train', 'add', 'search',
@@ -38,18 +38,22 @@ def faiss_device(device:str="auto", # "auto", "cpu", "cuda" or "cuda:N"
 def regroup_max(scores:torch.Tensor, # (Q, K) vector scores, each row sorted decreasing
                 owners:torch.Tensor, # (Q, K) owner item of each hit, -1 for none
                 k:int, # items to return
+                positions:bool=False, # also return the column of each item's best hit (-1 for none)
                ) -> tuple[torch.Tensor, torch.Tensor]: # (Q, k) item scores and items (-inf / -1 when fewer than k)
     "Best `k` distinct owners per row, each scored by its best hit."
     Q, K = owners.shape
+    if K == 0:
+        out = (scores.new_full((Q, k), float("-inf")), owners.new_full((Q, k), -1))
+        return out + (owners.new_full((Q, k), -1),) if positions else out
     o_sorted, perm = owners.sort(dim=1, stable=True)
     first = torch.ones_like(o_sorted, dtype=torch.bool)
     first[:, 1:] = o_sorted[:, 1:] != o_sorted[:, :-1]
     first &= o_sorted >= 0
     pos = torch.where(first, perm, K).sort(dim=1).values[:, :k]
     if pos.shape[1] < k: pos = torch.cat([pos, pos.new_full((Q, k - pos.shape[1]), K)], 1)
-    ok, pc = pos < K, pos.clamp(max=max(K - 1, 0))
-    if K == 0: return scores.new_full((Q, k), float("-inf")), owners.new_full((Q, k), -1)
-    return (torch.where(ok, scores.gather(1, pc), float("-inf")), torch.where(ok, owners.gather(1, pc), -1))
+    ok, pc = pos < K, pos.clamp(max=K - 1)
+    out = (torch.where(ok, scores.gather(1, pc), float("-inf")), torch.where(ok, owners.gather(1, pc), -1))
+    return out + (torch.where(ok, pc, -1),) if positions else out
 
 # %% ../nbs/02_index.ipynb #c0f75894
 class VectorIndex:
@@ -62,10 +66,11 @@ class VectorIndex:
                  nprobe:int|None=None, # IVF lists probed per query (faiss default: 1)
                  normalize:bool=True, # L2-normalise vectors and queries
                 ):
-        if int(dim) <= 0: raise ValueError(f"dim must be positive, got {dim}.")
+        dim, overfetch = check_int(dim, "dim", min=1), check_int(overfetch, "overfetch", min=1)
+        if nprobe is not None: nprobe = check_int(nprobe, "nprobe", min=1)
+        if not isinstance(factory, str): raise TypeError(f"factory must be a faiss index factory string, got {type(factory).__name__}.")
         self.exact = factory.strip() == "Flat"
-        if overfetch < 1: raise ValueError(f"overfetch must be ≥ 1, got {overfetch}.")
-        self.dim, self.factory, self.overfetch, self.nprobe, self.normalize = int(dim), factory, int(overfetch), nprobe, normalize
+        self.dim, self.factory, self.overfetch, self.nprobe, self.normalize = dim, factory, overfetch, nprobe, normalize
         try: cpu = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as e:
             raise ValueError(f"factory={factory!r} is not a faiss index factory string ({str(e).splitlines()[-1][-80:]}); "
@@ -142,12 +147,13 @@ def add(self:VectorIndex, vectors, # (total_vectors, dim), items' vectors in ord
        ):
     "Add items and their vectors; an untrained approximate index is trained on them first."
     x = _prep(self, vectors, "vectors")
-    counts = np.ones(len(x), np.int64) if counts is None else as_tensor(counts, "counts", ndim=1, dtype=torch.long).numpy()
+    counts = np.ones(len(x), np.int64) if counts is None else as_ints(counts, "counts", ndim=1).numpy()
     if (counts < 1).any(): raise ValueError(f"counts: item {int(np.argmax(counts < 1))} owns no vector; give every item at least one (e.g. its global embedding).")
     if counts.sum() != len(x): raise ValueError(f"counts sum to {int(counts.sum())} but {len(x)} vectors were given.")
     start = len(self.ids)
-    ids = np.arange(start, start + len(counts), dtype=np.int64) if ids is None else as_tensor(ids, "ids", ndim=1, dtype=torch.long).numpy()
+    ids = np.arange(start, start + len(counts), dtype=np.int64) if ids is None else as_ints(ids, "ids", ndim=1).numpy()
     if len(ids) != len(counts): raise ValueError(f"{len(ids)} ids for {len(counts)} items.")
+    if len(ids) and ids.min() < 0: raise ValueError(f"ids must be ≥ 0 (search returns -1 for 'no item'); got {int(ids.min())}.")
     allids = np.concatenate([self.ids, ids])
     if len(np.unique(allids)) != len(allids): raise ValueError("ids are not unique (within this call or with ids already in the index).")
     if not self.index.is_trained: train(self, x)
@@ -175,6 +181,21 @@ def _item_chunks(counts:np.ndarray, max_vectors:int) -> list[tuple[int, int]]:
         out.append((i0, i1)); i0 = i1
     return out
 
+def _best_vectors(self:VectorIndex, q:torch.Tensor, items:torch.Tensor) -> torch.Tensor:
+    "(Q, k) index of the vector of each hit item that scores best for its query (-1 where there is no item)."
+    ends = torch.from_numpy(np.concatenate([[0], np.cumsum(self.counts)]))
+    ok = items >= 0
+    qi, it = ok.nonzero(as_tuple=True)[0], items[ok]
+    cnt = torch.from_numpy(self.counts)[it]
+    pair = torch.repeat_interleave(torch.arange(len(it)), cnt)
+    vec = ends[it][pair] + torch.arange(int(cnt.sum())) - torch.repeat_interleave(cnt.cumsum(0) - cnt, cnt)
+    X = self._vectors()
+    s = (X[vec.to(X.device)].float().cpu() * q[qi][pair]).sum(1)
+    best = torch.full((len(it),), float("-inf")).scatter_reduce(0, pair, s, "amax")
+    first = torch.full((len(it),), int(vec.max()) + 1 if len(vec) else 0).scatter_reduce(0, pair, torch.where(s >= best[pair], vec, int(1 << 62)), "amin")
+    out = torch.full(items.shape, -1, dtype=torch.long); out[ok] = first
+    return out
+
 def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
     "Exact max-similarity search, blocked: per database chunk a matrix product, a max per item, a running top-k."
     X = self._vectors(); dev = X.device
@@ -200,37 +221,44 @@ def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
     return torch.cat(S_), torch.cat(I_)
 
 def _approx_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
-    "faiss search for `k` (single-vector items) or `k × overfetch` vectors (multi-vector), regrouped by owner."
+    "faiss search for `k` (single-vector items) or `k × overfetch` vectors (multi-vector), regrouped by owner; also the best vector of each."
     kv = min(k * self.overfetch if self.counts.max() > 1 else k, self.n_vectors)
     if self.device == "cuda" and kv > GPU_MAX_K:
         warnings.warn(f"faiss on GPU returns at most {GPU_MAX_K} vectors per query; asked {kv}, so items may be missed.")
         kv = GPU_MAX_K
     owner = torch.from_numpy(self.owner)
-    S_, I_ = [], []
+    S_, I_, B_ = [], [], []
     for b in batched(q, batch_size, desc="searching"):
         D, V = (torch.from_numpy(a) for a in self.index.search(_np(b), kv))
-        s, i = regroup_max(D, torch.where(V >= 0, owner[V.clamp(min=0)], -1), k)
-        S_.append(s); I_.append(i)
-    return torch.cat(S_), torch.cat(I_)
+        s, i, p = regroup_max(D, torch.where(V >= 0, owner[V.clamp(min=0)], -1), k, positions=True)
+        S_.append(s); I_.append(i); B_.append(torch.where(p >= 0, V.gather(1, p.clamp(min=0)), -1))
+    return torch.cat(S_), torch.cat(I_), torch.cat(B_)
 
 def search(self:VectorIndex, queries, # (Q, dim) query vectors
-           k:int=10, # items per query
+           k:int=10, # items per query (at most the items the index holds)
            batch_size:int=1024, # queries searched at a time
-          ) -> tuple[torch.Tensor, torch.Tensor]: # (Q, k) scores and (Q, k) item ids
+           vectors:bool=False, # also return, per hit, the index of its best-matching vector (in the order added)
+          ) -> tuple[torch.Tensor, torch.Tensor]: # (Q, k') scores and item ids, k' = min(k, items); (Q, k') vector indices with `vectors`
     "The `k` best items per query, each scored by its best vector."
     if len(self) == 0: raise ValueError("search on an empty index: add vectors first.")
-    if int(k) <= 0: raise ValueError(f"k must be positive, got {k}.")
+    k = min(check_int(k, "k", min=1), len(self))                           # never pad beyond the items there are
     q = _prep(self, queries, "queries")
-    S, I = (_exact_search if self.exact else _approx_search)(self, q, int(k), batch_size)
-    if I.shape[1] < k:                                                    # fewer items than k
+    if len(q) == 0:
+        e = torch.zeros(0, k, dtype=torch.long)
+        return (torch.zeros(0, k), e) + ((e,) if vectors else ())
+    out = (_exact_search if self.exact else _approx_search)(self, q, k, batch_size)
+    S, I = out[0], out[1]
+    if I.shape[1] < k:                                                    # the approximate search found fewer
         S = torch.cat([S, S.new_full((len(S), k - S.shape[1]), float("-inf"))], 1)
         I = torch.cat([I, I.new_full((len(I), k - I.shape[1]), -1)], 1)
-    return S, torch.where(I >= 0, torch.from_numpy(self.ids)[I.clamp(min=0)], -1)
+    ids = torch.where(I >= 0, torch.from_numpy(self.ids)[I.clamp(min=0)], -1)
+    if not vectors: return S, ids
+    return S, ids, (out[2] if len(out) > 2 else _best_vectors(self, q, I))
 
 VectorIndex.search = search
 
 # %% ../nbs/02_index.ipynb #deaca619
-_FORMAT = 1
+_FORMAT = 2          # 2: meta.json holds each file's size and SHA-256
 
 def save(self:VectorIndex, path:str|Path, # directory to write (replaced if it exists)
         ) -> Path:
@@ -243,7 +271,7 @@ def save(self:VectorIndex, path:str|Path, # directory to write (replaced if it e
         meta = dict(format=_FORMAT, objret_version=objret.__version__, dim=self.dim, metric="inner_product",
                     factory=self.factory, normalize=self.normalize, overfetch=self.overfetch, nprobe=self.nprobe,
                     n_items=len(self), n_vectors=self.n_vectors,
-                    files={f.name: f.stat().st_size for f in sorted(tmp.iterdir())})
+                    files={f.name: {"bytes": f.stat().st_size, "sha256": file_digest(f)} for f in sorted(tmp.iterdir())})
         (tmp/"meta.json").write_text(json.dumps(meta, indent=2))
     return Path(path)
 
@@ -253,17 +281,19 @@ def load(cls, path:str|Path, # directory written by `VectorIndex.save`
          dim:int|None=None, # the dimension the caller expects (checked)
         ) -> VectorIndex:
     "Read an index written by `save`, checking it is whole and of the expected dimension."
-    path = Path(path)
+    path = Path(path); recover_dir(path)                    # a save killed between its renames: the previous copy comes back
     if not path.is_dir(): raise FileNotFoundError(f"{path}: no index directory; write one with VectorIndex.save({str(path)!r}).")
     if not (path/"meta.json").exists():
         raise FileNotFoundError(f"{path} has no meta.json: not an objret index, or its save was interrupted; save it again.")
     meta = json.loads((path/"meta.json").read_text())
-    if meta.get("format") != _FORMAT: raise ValueError(f"{path}: index format {meta.get('format')} is not {_FORMAT}; re-save it with this objret.")
-    for name, size in meta["files"].items():
-        f = path/name
+    if meta.get("format") not in (1, _FORMAT): raise ValueError(f"{path}: index format {meta.get('format')} is not {_FORMAT}; re-save it with this objret.")
+    for name, rec in meta["files"].items():
+        f, size = path/name, rec["bytes"] if isinstance(rec, dict) else rec
         if not f.exists() or f.stat().st_size != size:
             raise ValueError(f"{f} is {f.stat().st_size if f.exists() else 'missing'} bytes where meta.json says {size}: "
                              "truncated or replaced; save the index again.")
+        if isinstance(rec, dict) and file_digest(f) != rec["sha256"]:
+            raise ValueError(f"{f}: its SHA-256 differs from meta.json's: the file is corrupted; save the index again.")
     if dim is not None and meta["dim"] != dim:
         raise ValueError(f"{path} holds {meta['dim']}-d vectors but {dim}-d were expected: it was built with another model.")
     self = cls(meta["dim"], meta["factory"], device, meta["overfetch"], meta["nprobe"], meta["normalize"])
@@ -274,7 +304,7 @@ def load(cls, path:str|Path, # directory written by `VectorIndex.save`
         self.index = cpu
         if self.device == "cuda": self._xb_dev = self._vectors().to("cuda")   # built from faiss's storage
     else: self.index = self._place(cpu, faiss_device(device))
-    self.ids, self.counts = np.load(path/"ids.npy"), np.load(path/"counts.npy")
+    self.ids, self.counts = np.load(path/"ids.npy", allow_pickle=False), np.load(path/"counts.npy", allow_pickle=False)
     self.owner = np.repeat(np.arange(len(self.counts)), self.counts)
     return self
 

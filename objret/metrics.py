@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 import numpy as np
 import torch
-from .core import as_tensor, batch_slices
+from .core import as_ints, as_tensor, batch_slices, check_int
 
 # %% auto #0
 __all__ = ['OXFORD_PROTOCOLS', 'lists_to_mask', 'best_positive_rank', 'recall_at_k', 'topk_recall', 'text_image_recall',
@@ -17,9 +17,15 @@ __all__ = ['OXFORD_PROTOCOLS', 'lists_to_mask', 'best_positive_rank', 'recall_at
            'oxford_map', 'claim']
 
 # %% ../nbs/01_metrics.ipynb #e1ac044c
+def _nonempty(s:torch.Tensor, name:str="scores"):
+    "An empty score matrix has nothing to rank: a clear error rather than NaN or an index error deep inside."
+    if s.numel() == 0:
+        raise ValueError(f"{name} is empty ({s.shape[0]} queries × {s.shape[1]} items): nothing to rank; check that the queries and the collection are non-empty.")
+
 def _check_scores(scores, pos=None, ignore=None):
     "Scores as a finite float tensor, masks as bool on its device, shapes checked."
     s = as_tensor(scores, "scores", ndim=2, finite=True)
+    _nonempty(s)
     out = [s]
     for m, nm in ((pos, "pos"), (ignore, "ignore")):
         if m is None: out.append(None); continue
@@ -34,7 +40,7 @@ def lists_to_mask(lists:Sequence[Sequence[int]], # for each query, the item indi
                  ) -> torch.Tensor:
     "A `(len(lists), n_items)` boolean mask with `True` at each query's listed items."
     rows = np.repeat(np.arange(len(lists)), [len(l) for l in lists])
-    cols = np.concatenate([np.asarray(l, dtype=np.int64).ravel() for l in lists]) if len(lists) else np.zeros(0, np.int64)
+    cols = np.concatenate([as_ints(l, f"lists[{q}]").reshape(-1).numpy() for q, l in enumerate(lists)]) if len(lists) else np.zeros(0, np.int64)
     if len(cols) and (cols.min() < 0 or cols.max() >= n_items):
         raise IndexError(f"lists_to_mask: item index {int(cols.max() if cols.max() >= n_items else cols.min())} is outside [0, {n_items}).")
     m = torch.zeros(len(lists), n_items, dtype=torch.bool, device=device)
@@ -57,7 +63,7 @@ def best_positive_rank(scores, # (Q, N) scores, higher is better
 # %% ../nbs/01_metrics.ipynb #938b22ed
 def _recall_from_ranks(ranks:torch.Tensor, ks:Sequence[int], prefix:str="") -> dict:
     "Recall@K in % over the queries that have a positive, and how many had none."
-    if any(int(k) <= 0 for k in ks): raise ValueError(f"ks must be positive, got {list(ks)}.")
+    ks = [check_int(k, "ks", min=1) for k in ks]
     has = ranks >= 0
     n = int(has.sum())
     out = {f"{prefix}R@{k}": (100.0 * float((ranks[has] < k).float().mean()) if n else float("nan")) for k in ks}
@@ -78,8 +84,9 @@ def topk_recall(retrieved, # (Q, K) retrieved item ids, best first (-1 for none)
                 ks:Sequence[int]=(1, 5, 10), # cut-offs (at most K)
                ) -> dict: # {"R@k": %}
     "Recall@K from top-K id lists: the share of queries whose target is among the first k ids."
-    r = as_tensor(retrieved, "retrieved", ndim=2, dtype=torch.long)
-    t = as_tensor(target, "target", ndim=1, dtype=torch.long, device=r.device)
+    r = as_ints(retrieved, "retrieved", ndim=2)
+    t = as_ints(target, "target", ndim=1, device=r.device)
+    ks = [check_int(k, "ks", min=1) for k in ks]
     if len(t) != len(r): raise ValueError(f"{len(r)} retrieved lists for {len(t)} targets.")
     if max(ks) > r.shape[1]: raise ValueError(f"ks={list(ks)} go beyond the {r.shape[1]} ids retrieved per query.")
     hit = r == t[:, None]
@@ -92,8 +99,8 @@ def text_image_recall(sims, # (n_images, n_texts) image–text similarity
                       batch_size:int=1024, # query rows scored at a time
                      ) -> dict: # {"i2t_R@K": …, "t2i_R@K": …} in %
     "Recall@K in both directions for a caption set with several captions per image."
-    sims = as_tensor(sims, "sims", ndim=2, finite=True)
-    ti = as_tensor(text_image, "text_image", ndim=1, dtype=torch.long, device=sims.device)
+    sims = as_tensor(sims, "sims", ndim=2, finite=True); _nonempty(sims, "sims")
+    ti = as_ints(text_image, "text_image", ndim=1, device=sims.device)
     n_img, n_txt = sims.shape
     if len(ti) != n_txt: raise ValueError(f"text_image has {len(ti)} entries but sims has {n_txt} text columns.")
     if len(ti) and (ti.min() < 0 or ti.max() >= n_img): raise ValueError(f"text_image holds indices outside [0, {n_img}).")
@@ -122,12 +129,12 @@ def caption_match_recall(scores, # (Q, N) query–gallery scores
                          batch_size:int=1024, # query rows scored at a time
                         ) -> dict: # {"R@K": %, "n_skipped": queries with no gallery item of their label}
     "Recall@K where a hit is any top-K item whose label equals the query target's."
-    s = as_tensor(scores, "scores", ndim=2, finite=True)
+    s = as_tensor(scores, "scores", ndim=2, finite=True); _nonempty(s)
     Q, N = s.shape
     if len(query_labels) != Q or len(gallery_labels) != N:
         raise ValueError(f"scores is {Q}×{N} but there are {len(query_labels)} query labels and {len(gallery_labels)} gallery labels.")
     ql, gl = (t.to(s.device) for t in _encode_labels(query_labels, gallery_labels))
-    qi = None if query_items is None else as_tensor(query_items, "query_items", ndim=1, dtype=torch.long, device=s.device)
+    qi = None if query_items is None else as_ints(query_items, "query_items", ndim=1, device=s.device)
     cols = torch.arange(N, device=s.device)
     ranks = torch.cat([best_positive_rank(s[sl], ql[sl, None] == gl[None],
                                           None if qi is None else qi[sl, None] == cols[None])
@@ -217,12 +224,12 @@ def oxford_map(scores, # (Q, N) query–database scores
               ) -> dict: # {"mAP": %, "n_skipped": queries without positives}
     "mAP of the Oxford/Paris protocol (classic or revisited E/M/H), trapezoid-rule AP."
     if protocol not in OXFORD_PROTOCOLS: raise ValueError(f"protocol={protocol!r}; use one of {list(OXFORD_PROTOCOLS)}.")
-    s = as_tensor(scores, "scores", ndim=2, finite=True)
+    s = as_tensor(scores, "scores", ndim=2, finite=True); _nonempty(s)
     if len(gnd) != len(s): raise ValueError(f"gnd has {len(gnd)} queries but scores has {len(s)} rows.")
     pk, jk = OXFORD_PROTOCOLS[protocol]
     have = set().union(*(g.keys() for g in gnd)) if len(gnd) else set()
     if not have & set(pk): raise KeyError(f"protocol {protocol!r} needs ground-truth keys {pk}; gnd has {sorted(have)}.")
-    lists = lambda keys: [np.concatenate([np.asarray(g.get(k, []), dtype=np.int64).ravel() for k in keys]) for g in gnd]
+    lists = lambda keys: [np.concatenate([as_ints(g.get(k, []), f"gnd[{q}][{k!r}]").reshape(-1).numpy() for k in keys]) for q, g in enumerate(gnd)]
     pos = lists_to_mask(lists(pk), s.shape[1], s.device)
     junk = lists_to_mask(lists(jk), s.shape[1], s.device) & ~pos
     return _mean(trapezoid_ap(s, pos, junk), "mAP")

@@ -21,23 +21,15 @@ from .data import image_batches
 from .index import VectorIndex
 from .regions import POOLINGS, RegionSet, make_regions, pool_boxes
 from .rmac import PCAWhitening, RmacImages
-from .train import fit, imagenet_unnormalize
+from .backbones import select_map
+from .train import IMAGENET_MEAN, IMAGENET_STD, fit, imagenet_unnormalize
 
 # %% auto #0
-__all__ = ['ROI_FEATURES', 'STUDENT_LOSSES', 'global_pool', 'DetectorTrunk', 'detector_pass', 'ObjectFeatures', 'extract',
-           'image_sets', 'set_similarity', 'whiten', 'StudentHead', 'student_pairs', 'train_student',
-           'representation_seconds']
+__all__ = ['ROI_FEATURES', 'STUDENT_LOSSES', 'DetectorTrunk', 'detector_pass', 'ObjectFeatures', 'extract', 'image_sets',
+           'set_similarity', 'whiten', 'StudentHead', 'student_pairs', 'train_student', 'representation_seconds']
 
 # %% ../nbs/50_object_embeddings.ipynb #55fc741c
-def global_pool(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for GeM)
-                method:str="gem", # "mac", "gem" or "mean"
-                p:float=3.0, # GeM exponent
-               ) -> torch.Tensor: # (B, C), L2-normalised
-    "A global embedding per map: MAC, GeM or mean over all cells, then L2."
-    if method not in POOLINGS: raise ValueError(f"pooling {method!r}: use one of {POOLINGS}.")
-    x = fmap.float()
-    v = x.amax((2, 3)) if method == "mac" else x.clamp(min=1e-6).pow(p).mean((2, 3)).pow(1 / p) if method == "gem" else x.mean((2, 3))
-    return F.normalize(v, dim=-1)
+from .regions import global_pool      # MAC / GeM / mean over a whole map, then L2: the package's one GeM
 
 class DetectorTrunk(nn.Module):
     "A torchvision detector's trunk as a feature-map CNN: the last map before any FPN, on ImageNet-normalised input."
@@ -114,10 +106,10 @@ class ObjectFeatures:
     def __len__(self): return len(self.cls_global)
 
 def _one_batch(cls:nn.Module, det:nn.Module, x:torch.Tensor, boxes, pool:str, det_pool:str, output_size:int, max_boxes:int,
-               score_threshold:float, roi_features:str="pooled"):
+               score_threshold:float, roi_features:str="pooled", stats=(IMAGENET_MEAN, IMAGENET_STD)):
     "Classifier and detector on one batch of same-size normalised images."
-    fmap = cls(x)
-    d = detector_pass(det, list(imagenet_unnormalize(x)), boxes, max_boxes, score_threshold, roi_features)
+    fmap = select_map(cls(x))
+    d = detector_pass(det, list(imagenet_unnormalize(x, *stats)), boxes, max_boxes, score_threshold, roi_features)
     n = [len(o["boxes"]) for o in d]
     b = torch.cat([o["boxes"] for o in d]) if sum(n) else torch.zeros(0, 4, device=x.device)
     bi = torch.repeat_interleave(torch.arange(len(d), device=x.device), torch.tensor(n, device=x.device))
@@ -154,7 +146,8 @@ def extract(classifier:nn.Module, # CNN returning its last map (teacher), e.g. `
         groups = [(ims, idx)] if isinstance(ims, torch.Tensor) else [(im[None], idx[j:j + 1]) for j, im in enumerate(ims)]
         for x, ix in groups:
             bx = None if boxes_of is None else [boxes_of[i] for i in ix.tolist()]
-            cg, dg, d, obj = _one_batch(cls, det, x.to(dev), bx, pool, det_pool or pool, output_size, max_boxes, score_threshold, roi_features)
+            cg, dg, d, obj = _one_batch(cls, det, x.to(dev), bx, pool, det_pool or pool, output_size, max_boxes, score_threshold, roi_features,
+                                        (images.mean, images.std))
             parts.append((ix, cg.cpu(), dg.cpu(), torch.tensor([len(o["boxes"]) for o in d]), cat(d, "boxes"), cat(d, "scores"),
                           cat(d, "labels"), obj.cpu(), cat(d, "features"), torch.stack([o["whole"] for o in d]).float().cpu(),
                           torch.tensor(x.shape[-2:]).expand(len(ix), 2)))
@@ -280,14 +273,14 @@ def representation_seconds(classifier:nn.Module, detector:nn.Module, student:Stu
     batches = [torch.stack(xs[s]).to(dev) for s in batch_slices(len(xs), batch_size)] if same else [x[None].to(dev) for x in xs]
     trunk = DetectorTrunk(det)
     def det_global(x):
-        il, _ = det.transform(list(imagenet_unnormalize(x)))
+        il, _ = det.transform(list(imagenet_unnormalize(x, images.mean, images.std)))
         return global_pool(trunk(il.tensors), pool)
-    fns = {"classifier global": lambda x: global_pool(cls(x), pool), "detector global": det_global,
-           "object embeddings": lambda x: _one_batch(cls, det, x, None, pool, pool, output_size, max_boxes, score_threshold)}
+    fns = {"classifier global": lambda x: global_pool(select_map(cls(x)), pool), "detector global": det_global,
+           "object embeddings": lambda x: _one_batch(cls, det, x, None, pool, pool, output_size, max_boxes, score_threshold, stats=(images.mean, images.std))}
     if student is not None:
         student = student.to(dev).eval()
         def student_fn(x):
-            d = detector_pass(det, list(imagenet_unnormalize(x)), None, max_boxes, score_threshold, roi_features)
+            d = detector_pass(det, list(imagenet_unnormalize(x, images.mean, images.std)), None, max_boxes, score_threshold, roi_features)
             return student(torch.cat([torch.stack([o["whole"] for o in d])] + [o["features"] for o in d]))   # one MLP call per batch
         fns["student"] = student_fn
     return {k: seconds_per_item(fn, batches, len(xs), repeat, device) for k, fn in fns.items()}

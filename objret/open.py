@@ -25,7 +25,8 @@ from .train import clip_loss, fit
 # %% auto #0
 __all__ = ['RECALL_COLUMNS', 'OpenDecoder', 'LinearProbe', 'OpenModel', 'OpenFeatures', 'open_features', 'train_open',
            'embed_open', 'open_recall', 'QueryDependentScorer', 'inference_times', 'head_captions',
-           'load_caption_split', 'regions_for', 'open_experiment', 'open_report', 'plot_open']
+           'load_caption_split', 'check_regions_spec', 'regions_for', 'check_open_params', 'open_experiment',
+           'open_report', 'plot_open']
 
 # %% ../nbs/21_open.ipynb #56449a13
 class OpenDecoder(nn.Module):
@@ -231,8 +232,8 @@ def _image_sizes(caps) -> torch.Tensor:
         with Image.open(caps.root/f) as im: out.append((im.height, im.width))
     return torch.tensor(out).reshape(-1, 2)
 
-def load_caption_split(dataset:str, data_root, split:str, max_images:int|None=None):
-    "A caption split of the synthetic world, Flickr30K or MSCOCO (Karpathy), optionally cut to its first images."
+def load_caption_split(dataset:str, data_root, split:str, max_images:int|None=None, ann_file=None, images_dir=None):
+    "A caption split of the synthetic world, Flickr30K or MSCOCO (Karpathy; or any Karpathy-format file + images folder), optionally cut to its first images."
     from objret.data import open_dataset
     from objret.synth import object_world
     from objret.train import TinyClipConfig
@@ -242,13 +243,22 @@ def load_caption_split(dataset:str, data_root, split:str, max_images:int|None=No
         world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed) if max_images is None else object_world(max_images, 8, max_images, seed=cfg.world_seed)
         return head_captions(load_captions(world/"captions.json", world/"images", split), max_images), world
     if dataset not in ("flickr30k", "coco"): raise ValueError(f"dataset={dataset!r}: use synthetic, flickr30k or coco.")
-    if data_root is None: raise ValueError(f"dataset={dataset!r} needs data_root (see objret.data.DATASETS).")
-    return head_captions(open_dataset("flickr30k" if dataset == "flickr30k" else "coco_karpathy", data_root, split), max_images), Path(data_root)
+    if data_root is None and ann_file is None: raise ValueError(f"dataset={dataset!r} needs data_root (see objret.data.DATASETS), or ann_file and images_dir.")
+    caps = open_dataset("flickr30k" if dataset == "flickr30k" else "coco_karpathy", data_root, split, ann_file, images_dir)
+    return head_captions(caps, max_images), Path(data_root if data_root is not None else images_dir)
+
+def check_regions_spec(spec:str) -> str:
+    "A region source OPEN can use: 'gt', a torchvision detector name, or a detections JSON file pattern."
+    from objret.regions import DETECTORS
+    if not isinstance(spec, str) or not (spec == "gt" or spec in DETECTORS or spec.endswith(".json")):
+        raise ValueError(f"regions={spec!r}: use 'gt', a torchvision detector {DETECTORS}, or a detections file 'dets_{{split}}.json'.")
+    return spec
 
 def regions_for(spec:str, caps, dataset:str, root:Path, split:str, detector_weights=None, device:str="auto"):
     "The regions of a caption split's images from a named source (see `open_experiment`)."
     from objret.data import ImageDataset, load_instances
-    from objret.regions import DETECTORS, gt_regions, load_detections, torchvision_detector, torchvision_regions
+    from objret.core import fingerprint, load_pt, objret_home, save_atomic, state_digest
+    from objret.regions import DETECTORS, RegionSet, gt_regions, load_detections, torchvision_detector, torchvision_regions
     if spec == "gt":
         if dataset == "synthetic": return gt_regions(load_instances(root/f"instances_{split}.json", root/"images"), caps.files)
         if dataset == "coco":
@@ -261,12 +271,29 @@ def regions_for(spec:str, caps, dataset:str, root:Path, split:str, detector_weig
             raise ValueError("regions='gt': some Karpathy COCO images are in neither instances file; use a detector.")
         raise ValueError(f"regions='gt' needs instance boxes; {dataset} has none here: use a detector name {DETECTORS} or a detections file.")
     if spec in DETECTORS:
-        return torchvision_regions(ImageDataset(caps.root, caps.files), torchvision_detector(spec, detector_weights, device))
+        det = torchvision_detector(spec, detector_weights, device)
+        f = objret_home("features", "regions", create=False)/f"{fingerprint(spec, state_digest(det), caps.files)}.pt"   # keyed on weights and images
+        if detector_weights is not None and f.is_file():
+            c = load_pt(f, "detections cache"); return RegionSet(c["boxes"], c["box_image"], c["scores"], c["labels"], c["sizes"])
+        r = torchvision_regions(ImageDataset(caps.root, caps.files), det)
+        if detector_weights is not None: save_atomic(vars(r), f)
+        return r
     if spec.endswith(".json"):
         return load_detections(spec.format(split=split), caps.files, _image_sizes(caps))
     raise ValueError(f"regions={spec!r}: use 'gt', a torchvision detector {DETECTORS}, or a detections file 'dets_{{split}}.json'.")
 
 # %% ../nbs/21_open.ipynb #a2c83f7c
+def check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file=None):
+    "Every parameter of an OPEN run checked before any work: an unknown name or an impossible size is a clear error."
+    from objret.core import check_choice
+    from objret.train import check_tiny
+    check_choice(dataset, ["synthetic", "flickr30k", "coco"], "dataset")
+    if dataset != "synthetic" and data_root is None and ann_file is None: raise ValueError(f"dataset={dataset!r} needs data_root (or ann_file and images_dir).")
+    if pretrained == "objret": check_tiny(model, "clip")
+    check_regions_spec(regions)
+    if not 0 <= alpha < 1: raise ValueError(f"alpha={alpha}: the area fraction threshold must be in [0, 1).")
+    if max_images is not None and max_images < 2: raise ValueError(f"max_images={max_images}: training and retrieval need at least 2 images per split.")
+
 def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
                     data_root=None, # the real data set's root
                     model:str="objret-tiny-vit", # open_clip model name
@@ -280,39 +307,44 @@ def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
                     device:str="auto",
                     max_images:int|None=None, # smoke runs: first N images of each split
                     seed:int=0,
+                    ann_file=None, # real data: a Karpathy-format caption file anywhere (with images_dir), instead of data_root's layout
+                    images_dir=None, # the folder ann_file's file names are relative to
                    ) -> dict: # table, times, history (DataFrames) and info (dict)
     "Train and evaluate zero-shot CLIP, PreTrain-linear-prob and OPEN on a caption set; time both inference modes."
     from objret.backbones import create_clip
-    from objret.core import objret_home
+    from objret.core import fingerprint, load_pt, objret_home, stable_repr, state_digest
     from objret.regions import filter_regions
     from objret.train import TinyClipConfig, tiny_clip
-    if not 0 <= alpha < 1: raise ValueError(f"alpha={alpha}: the area fraction threshold must be in [0, 1).")
+    check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file)
     seed_everything(seed)
     if pretrained == "objret": clip, weights = tiny_clip(TinyClipConfig(model=model), device=device), f"objret tiny CLIP {TinyClipConfig(model=model).key()}"
     else: clip, weights = create_clip(model, pretrained=pretrained, device=device), str(pretrained)
     feats, info = {}, dict(dataset=dataset, model=model, pretrained=weights, regions=regions, alpha=alpha, device=str(get_device(device)))
+    clip_digest = state_digest(clip.model)                             # the cache is keyed on the weights' content, not their name
     for split in ("train", "test"):
-        caps, root = load_caption_split(dataset, data_root, split, max_images)
-        key = "-".join(str(x).replace("/", "_").replace(" ", "_") for x in (dataset, split, len(caps), model, weights, regions, alpha, max_regions))
-        f = objret_home("features", "open", create=False)/f"{key}.pt"
-        if pretrained is not None and f.exists():
-            cached = torch.load(f, weights_only=True); feats[split], stats = OpenFeatures(**cached["feats"]), cached["stats"]
+        caps, root = load_caption_split(dataset, data_root, split, max_images, ann_file, images_dir)
+        r = filter_regions(regions_for(regions, caps, dataset, root, split, detector_weights, device), alpha=alpha)
+        key = fingerprint("open-features/2", dataset, split, caps.files, caps.captions, model, clip_digest, stable_repr(clip.preprocess),
+                          r.boxes, r.box_image, r.scores, max_regions)
+        f = objret_home("features", "open", create=False)/f"{dataset}-{split}-{key}.pt"
+        stats = {f"{split}_regions_per_image": float(r.counts().float().mean()), f"{split}_images_without_regions": int((r.counts() == 0).sum())}
+        if pretrained is not None and f.exists(): feats[split] = OpenFeatures(**load_pt(f, "OPEN features cache")["feats"]).check(f"OPEN features cache {f}")
         else:
-            r = filter_regions(regions_for(regions, caps, dataset, root, split, detector_weights, device), alpha=alpha)
-            stats = {f"{split}_regions_per_image": float(r.counts().float().mean()), f"{split}_images_without_regions": int((r.counts() == 0).sum())}
             feats[split] = open_features(clip, caps, r, max_regions=max_regions)
             if pretrained is not None: save_atomic({"feats": vars(feats[split]), "stats": stats}, f)
         info.update(stats)
         info[f"{split}_images"], info[f"{split}_captions"] = len(caps), len(caps.captions)
     dim = feats["train"].glob.shape[1]
     heads = 8 if dim % 8 == 0 else 1
-    probe, opn = OpenModel(dim, regions=False), OpenModel(dim, regions=True, heads=heads)
+    seed_everything(seed); probe = OpenModel(dim, regions=False)         # each model seeded right before it is built:
+    seed_everything(seed); opn = OpenModel(dim, regions=True, heads=heads)   # a warm feature cache draws nothing else first
     hist = pd.concat([train_open(m, feats["train"], epochs, batch_size, lr, seed=seed, device=device).assign(model=name)
                       for name, m in (("PreTrain-linear-prob", probe), ("OPEN", opn))])
     rows = [{"method": name, **open_recall(m, feats["test"])} for name, m in (("zero-shot CLIP", None), ("PreTrain-linear-prob", probe), ("OPEN", opn))]
     table = pd.DataFrame(rows)[["method"] + [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]]
     sizes = [n for n in time_sizes if n <= len(feats["test"])] or [len(feats["test"])]
-    times = inference_times(opn, QueryDependentScorer(dim, heads=heads), feats["test"], sizes, device=device)
+    seed_everything(seed); scorer = QueryDependentScorer(dim, heads=heads)
+    times = inference_times(opn, scorer, feats["test"], sizes, device=device)
     return dict(table=table, times=times, history=hist, info=info)
 
 # %% ../nbs/21_open.ipynb #addaa181

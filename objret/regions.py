@@ -17,12 +17,12 @@ from torch import nn
 
 from .backbones import Clip
 from .core import as_tensor, batch_slices, get_device
-from .data import ImageDataset, ObjectSet, image_batches, load_image
+from .data import ImageDataset, ObjectSet, clean_boxes, image_batches, load_image, read_json
 
 # %% auto #0
-__all__ = ['DETECTORS', 'POOLINGS', 'RegionSet', 'make_regions', 'filter_regions', 'gt_regions', 'load_detections',
+__all__ = ['DETECTORS', 'POOLINGS', 'GEM_EPS', 'RegionSet', 'make_regions', 'filter_regions', 'gt_regions', 'load_detections',
            'torchvision_detector', 'torchvision_regions', 'owl_regions', 'cluster_regions', 'embed_images_and_regions',
-           'pool_boxes', 'roi_embeddings', 'region_tensors']
+           'gem_power', 'gem_root', 'global_pool', 'pool_boxes', 'roi_embeddings', 'region_tensors']
 
 # %% ../nbs/20_regions.ipynb #f9796e1f
 @dataclass
@@ -52,7 +52,7 @@ class RegionSet:
         return wh[:, 0] * wh[:, 1] / (hw[:, 0] * hw[:, 1])
 
 def make_regions(boxes, box_image, sizes, scores=None, labels=None, name:str="regions") -> RegionSet:
-    "A checked `RegionSet`: boxes clipped to their image; degenerate ones dropped with a warning that counts them."
+    "A checked `RegionSet`: NaN, empty or outside boxes dropped and the others clipped to their image (`objret.data.clean_boxes`), counted in a warning."
     boxes = as_tensor(boxes, f"{name}.boxes", dtype=torch.float32).reshape(-1, 4)
     box_image = as_tensor(box_image, f"{name}.box_image", ndim=1, dtype=torch.long)
     sizes = as_tensor(sizes, f"{name}.sizes", ndim=2, dtype=torch.long)
@@ -61,17 +61,9 @@ def make_regions(boxes, box_image, sizes, scores=None, labels=None, name:str="re
     labels = [""] * m if labels is None else list(labels)
     if not (len(box_image) == len(scores) == len(labels) == m):
         raise ValueError(f"{name}: {m} boxes but {len(box_image)} image indices, {len(scores)} scores, {len(labels)} labels.")
-    if not torch.isfinite(boxes).all(): raise ValueError(f"{name}: boxes hold NaN/inf; drop or repair those detections.")
     if m and (box_image.min() < 0 or box_image.max() >= len(sizes)):
         raise ValueError(f"{name}: box_image must index the {len(sizes)} images; found {int(box_image.min())}..{int(box_image.max())}.")
-    hw = sizes[box_image].float()
-    b = torch.stack([boxes[:, 0].clamp(0, None), boxes[:, 1].clamp(0, None),
-                     torch.minimum(boxes[:, 2], hw[:, 1]), torch.minimum(boxes[:, 3], hw[:, 0])], 1)
-    ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-    clipped = int(((b != boxes).any(1) & ok).sum())
-    if clipped or not ok.all():
-        warnings.warn(f"{name}: {clipped} box(es) reached outside their image and were clipped; "
-                      f"{int((~ok).sum())} degenerate (empty after clipping) were dropped.")
+    b, ok = clean_boxes(boxes, sizes[box_image], name)           # objret's one box rule (objret.data.clean_boxes)
     r = RegionSet(b, box_image, scores, labels, sizes)
     return r if ok.all() else r.select(ok)
 
@@ -155,13 +147,15 @@ def torchvision_detector(name:str="fasterrcnn_resnet50_fpn", # one of `DETECTORS
                         ) -> nn.Module:
     "A torchvision detection model (or objret's tiny Faster R-CNN) by name and weights, in eval mode on `device`."
     import torchvision.models.detection as tvd
-    from objret.backbones import TINY_DETECTORS, load_weights, tiny_faster_rcnn
+    from objret.backbones import TINY_DETECTORS, load_weights, tiny_faster_rcnn, torchvision_weights
     if name not in DETECTORS + tuple(TINY_DETECTORS):
         raise ValueError(f"unknown detector {name!r}; objret's torchvision detectors: {list(DETECTORS) + list(TINY_DETECTORS)}.")
     if name in TINY_DETECTORS:
         if weights == "DEFAULT": raise ValueError(f"{name} has no torchvision weights; pass a state_dict file (objret.train.tiny_detector trains one) or None.")
         net = tiny_faster_rcnn(**TINY_DETECTORS[name])
-    else: net = getattr(tvd, name)(weights="DEFAULT" if weights == "DEFAULT" else None, weights_backbone=None)
+    else:
+        if weights == "DEFAULT": torchvision_weights(name)                 # in the cache, or fetched with a timeout
+        net = getattr(tvd, name)(weights="DEFAULT" if weights == "DEFAULT" else None, weights_backbone=None)
     if weights not in (None, "DEFAULT"): load_weights(net, weights, name)
     return net.to(get_device(device)).eval()
 
@@ -198,11 +192,19 @@ def owl_regions(images:ImageDataset, # images as PIL (no transform)
     "Regions from an OWL-ViT / OWLv2 open-vocabulary detector (transformers)."
     from transformers import AutoProcessor, AutoModelForZeroShotObjectDetection
     if not queries: raise ValueError("owl_regions: no text queries; pass the object names to detect.")
+    from objret.backbones import _hf_offline, fetch
+    def _load():
+        return AutoProcessor.from_pretrained(str(model)), AutoModelForZeroShotObjectDetection.from_pretrained(str(model))
     try:
-        proc = AutoProcessor.from_pretrained(str(model))
-        net = AutoModelForZeroShotObjectDetection.from_pretrained(str(model)).to(get_device(device)).eval()
-    except OSError as e: raise OSError(f"cannot load OWL detector {str(model)!r}: {str(e).splitlines()[0][:200]} "
-                                       "(offline: pass a local folder written by save_pretrained).") from None
+        with _hf_offline(): proc, net = _load()                               # a local folder, or the hub's cache: no network
+    except OSError:
+        local = Path(str(model))
+        if local.exists() or local.is_absolute() or str(model).startswith("."):
+            raise OSError(f"cannot load OWL detector from {model}: {'no such folder' if not local.exists() else 'not a folder written by save_pretrained'}.") from None
+        import huggingface_hub.constants as C
+        proc, net = fetch(f"OWL detector {str(model)!r}", f"{C.ENDPOINT}/{model}/resolve/main/config.json", _load,
+                          "Without network here: download it elsewhere (save_pretrained) and pass model='/path/to/folder'.")
+    net = net.to(get_device(device)).eval()
     dev = next(net.parameters()).device
     boxes, owner, scores, labels, sizes = [], [], [], [], torch.zeros(len(images), 2, dtype=torch.long)
     for ims, idx in image_batches(images, batch_size, desc="OWL detecting"):
@@ -239,6 +241,7 @@ def cluster_regions(labels:torch.Tensor, # (N, P) cluster label of each patch (f
     return make_regions(boxes, im, sizes, n[im, k] / P, [""] * len(im), name="cluster_regions")
 
 # %% ../nbs/20_regions.ipynb #078202fd
+from .backbones import select_map
 class _ImageCrops(torch.utils.data.Dataset):
     "Each image, preprocessed, with its regions' crops: every image file is decoded once."
     def __init__(self, root, files, r:RegionSet, transform):
@@ -280,6 +283,25 @@ def embed_images_and_regions(clip:Clip, # the CLIP model
     return glob, emb
 
 POOLINGS = ("mac", "gem", "mean")
+GEM_EPS = 1e-6
+
+def gem_power(x:torch.Tensor, p:float=3.0) -> torch.Tensor:
+    "GeM's first step: max(x, ε)^p, averaged by the caller over whatever cells it pools (map, region, RoI bins)."
+    return x.clamp(min=GEM_EPS).pow(p)
+
+def gem_root(mean:torch.Tensor, p:float=3.0) -> torch.Tensor:
+    "GeM's last step: the mean of `gem_power` to the power 1/p. Together: (1/|R| Σ max(x, ε)^p)^(1/p), the standard GeM."
+    return mean.pow(1 / p)
+
+def global_pool(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for GeM)
+                method:str="gem", # "mac", "gem" or "mean"
+                p:float=3.0, # GeM exponent
+               ) -> torch.Tensor: # (B, C), L2-normalised
+    "A global embedding per map, of any shape: MAC, GeM or mean over all cells, then L2."
+    if method not in POOLINGS: raise ValueError(f"pooling {method!r}: use one of {POOLINGS}.")
+    x = fmap.float()
+    v = x.amax((2, 3)) if method == "mac" else gem_root(gem_power(x, p).mean((2, 3)), p) if method == "gem" else x.mean((2, 3))
+    return F.normalize(v, dim=-1)
 
 def pool_boxes(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for GeM)
                boxes:torch.Tensor, # (M, 4) x1, y1, x2, y2 in input pixels
@@ -297,11 +319,11 @@ def pool_boxes(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for 
     boxes = as_tensor(boxes, "boxes", dtype=torch.float32).reshape(-1, 4)
     if len(boxes) != len(box_image): raise ValueError(f"{len(boxes)} boxes but {len(box_image)} image indices.")
     if len(boxes) == 0: return fmap.new_zeros(0, fmap.shape[1])
-    x = fmap.clamp(min=1e-6).pow(p) if method == "gem" else fmap
+    x = gem_power(fmap, p) if method == "gem" else fmap
     rois = torch.cat([box_image[:, None].to(x), boxes.to(x)], 1)
     b = roi_align(x, rois, output_size, spatial_scale=spatial_scale, sampling_ratio=sampling_ratio, aligned=True).flatten(2)
     if method == "mac": return b.amax(-1)
-    return b.mean(-1).clamp(min=1e-6).pow(1 / p) if method == "gem" else b.mean(-1)
+    return gem_root(b.mean(-1), p) if method == "gem" else b.mean(-1)
 
 @torch.no_grad()
 def roi_embeddings(net:nn.Module, # a CNN returning a feature map (e.g. `objret.backbones.cnn_backbone`)
@@ -316,7 +338,7 @@ def roi_embeddings(net:nn.Module, # a CNN returning a feature map (e.g. `objret.
     dev = next(net.parameters()).device
     feats = []
     for s in batch_slices(len(images), batch_size):
-        fm = net(images[s].to(dev))
+        fm = select_map(net(images[s].to(dev)))
         sel = (r.box_image >= s.start) & (r.box_image < s.stop)
         pooled = pool_boxes(fm, r.boxes[sel], (r.box_image[sel] - s.start).to(dev), fm.shape[-1] / images.shape[-1], "mean", output_size, sampling_ratio=2)
         feats.append((sel.nonzero()[:, 0], F.normalize(pooled.float(), dim=-1).cpu()))

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import as_tensor, batch_slices, batched, get_device, step_generator
+from .core import as_ints, as_tensor, batch_slices, batched, get_device, step_generator
 from .data import ImageDataset, image_batches, load_image
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'min_map_side', 'rmac_grid', 'pool_regions', 'RegionalAttention', 'PCAWhitening',
-           'average_query_expansion', 'RmacHead', 'crop_box', 'RmacImages', 'describe_many', 'describe',
+           'average_query_expansion', 'GlobalHead', 'RmacHead', 'crop_box', 'RmacImages', 'describe_many', 'describe',
            'regional_vectors', 'extraction_seconds', 'attention_inputs', 'train_attention', 'image_folder_tensors',
            'retrieval_scores', 'instance_map']
 
@@ -61,7 +61,7 @@ def rmac_grid(h:int, w:int, # feature-map height and width (cells)
 
 # %% ../nbs/30_rmac.ipynb #f06a6fc1
 from torchvision.ops import roi_pool
-from .regions import POOLINGS
+from .regions import POOLINGS, gem_power, gem_root, global_pool
 
 def pool_regions(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for GeM)
                  regions:torch.Tensor, # (R, 4) boxes in cells, from `rmac_grid`
@@ -76,12 +76,12 @@ def pool_regions(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative fo
         boxes = torch.cat([torch.arange(B, device=fmap.device).repeat_interleave(len(r))[:, None].to(fmap.dtype),
                            r.repeat(B, 1).to(fmap.dtype) - torch.tensor([0, 0, 1, 1], device=fmap.device, dtype=fmap.dtype)], 1)
         return roi_pool(fmap, boxes, (1, 1), 1.0).view(B, len(r), C)
-    x = fmap.clamp(min=1e-6).pow(p) if method == "gem" else fmap
+    x = gem_power(fmap, p) if method == "gem" else fmap
     ii = F.pad(x.cumsum(2).cumsum(3), (1, 0, 1, 0))                          # (B, C, h+1, w+1) integral image
     x0, y0, x1, y1 = r.unbind(1)
     s = ii[:, :, y1, x1] - ii[:, :, y0, x1] - ii[:, :, y1, x0] + ii[:, :, y0, x0]   # (B, C, R)
     s = (s / ((x1 - x0) * (y1 - y0))).transpose(1, 2)
-    return s.clamp(min=1e-6).pow(1 / p) if method == "gem" else s
+    return gem_root(s, p) if method == "gem" else s
 
 # %% ../nbs/30_rmac.ipynb #e75afde9
 class RegionalAttention(nn.Module):
@@ -126,13 +126,31 @@ class PCAWhitening(nn.Module):
 def average_query_expansion(q:torch.Tensor, # (Q, D) query descriptors, L2-normalised
                             db:torch.Tensor, # (N, D) database descriptors, L2-normalised
                             k:int=5, # database neighbours averaged in (0: none)
+                            exclude=None, # (Q,) database index of each query's own copy, left out of its neighbours (-1: none)
                            ) -> torch.Tensor: # (Q, D) expanded queries, L2-normalised
     "Average query expansion: each query becomes the normalised sum of itself and its top-`k` database descriptors."
     if k <= 0: return q
-    top = (q @ db.T).topk(min(k, len(db)), dim=1).indices
+    s = q @ db.T
+    if exclude is not None:
+        ex = as_ints(exclude, "exclude", ndim=1, device=s.device)
+        if len(ex) != len(q): raise ValueError(f"exclude has {len(ex)} entries for {len(q)} queries.")
+        own = ex >= 0
+        s[own.nonzero()[:, 0], ex[own]] = float("-inf")
+    top = s.topk(min(k, len(db) - (exclude is not None)), dim=1).indices
     return F.normalize(q + db[top].sum(1), dim=-1)
 
 # %% ../nbs/30_rmac.ipynb #e855d04e
+class GlobalHead(nn.Module):
+    "Feature maps → one global descriptor each (MAC, GeM or mean over the whole map, any shape), optionally whitened, L2."
+    levels = 0                                                        # no grid: any map of at least one cell
+    def __init__(self, pool:str="mac", # "mac", "gem" or "mean"
+                 whitening:PCAWhitening|None=None, p:float=3.0):
+        super().__init__(); self.pool, self.whitening, self.p = pool, whitening, p
+        if pool not in POOLINGS: raise ValueError(f"pooling {pool!r}: use one of {POOLINGS}.")
+    def forward(self, fmap:torch.Tensor) -> torch.Tensor:
+        v = global_pool(fmap, self.pool, self.p)
+        return v if self.whitening is None else F.normalize(self.whitening(v), dim=-1)
+
 class RmacHead(nn.Module):
     "Feature maps → global descriptors: R-MAC grid, regional pooling, optional attention, PCA-whitening, weighted sum, L2."
     def __init__(self, levels:int=3, # grid levels
@@ -159,14 +177,15 @@ class RmacHead(nn.Module):
 
 # %% ../nbs/30_rmac.ipynb #7f5f7273
 import torchvision.transforms.functional as TF
-from .train import imagenet_normalize
+from .backbones import select_map
+from .train import IMAGENET_MEAN, IMAGENET_STD, imagenet_normalize
 
-def _prepare(im, max_side:int|None) -> torch.Tensor:
-    "PIL image → ImageNet-normalised tensor, longer side `max_side` (None: as is)."
+def _prepare(im, max_side:int|None, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    "PIL image → normalised tensor (a backbone's mean and std), longer side `max_side` (None: as is)."
     if max_side is not None:
         s = max_side / max(im.size)
         if s != 1: im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), resample=3)
-    return imagenet_normalize(TF.pil_to_tensor(im)[None])[0]
+    return imagenet_normalize(TF.pil_to_tensor(im)[None], mean, std)[0]
 
 def crop_box(im, box:Sequence[float], name:str="image"):
     "Crop a PIL image to `box` (x1, y1, x2, y2, pixels), clipped to the image; a box outside it is an error."
@@ -178,16 +197,26 @@ def crop_box(im, box:Sequence[float], name:str="image"):
     return im.crop((round(cx1), round(cy1), round(cx2), round(cy2)))
 
 class RmacImages(ImageDataset):
-    "Images (optionally cropped to boxes) prepared for a CNN: longer side `max_side`, ImageNet-normalised."
-    def __init__(self, root:str|Path, files:Sequence[str], max_side:int|None=None, boxes=None, on_error:str="raise"):
+    "Images (optionally cropped to boxes) prepared for a CNN: longer side `max_side`, normalised with the backbone's statistics."
+    def __init__(self, root:str|Path, files:Sequence[str], max_side:int|None=None, boxes=None, on_error:str="raise",
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, # the backbone's input normalisation (ImageNet's for torchvision's CNNs)
+                ):
         super().__init__(root, files, None, on_error)
         self.max_side, self.boxes = max_side, None if boxes is None else torch.as_tensor(boxes, dtype=torch.float32)
+        self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0: raise ValueError(f"mean {mean} and std {std}: three channels each, std > 0.")
     def __getitem__(self, i):
         got = super().__getitem__(i)
         if got is None: return None
         im, _ = got
         if self.boxes is not None and not torch.isnan(self.boxes[i]).any(): im = crop_box(im, self.boxes[i].tolist(), str(self.root/self.files[i]))
-        return _prepare(im, self.max_side), i
+        return _prepare(im, self.max_side, self.mean, self.std), i
+
+def _check_map(fmap:torch.Tensor, levels:int, name:str, px:tuple):
+    "A map too small for the grid's levels is an error naming the image (whatever the backbone's stride)."
+    if min(fmap.shape[-2:]) < max(1, min_map_side(levels)):
+        raise ValueError(f"{name} ({px[1]}×{px[0]} px) gives a {fmap.shape[-2]}×{fmap.shape[-1]} feature map; levels={levels} needs at least "
+                         f"{min_map_side(levels)}×{min_map_side(levels)} cells: raise max_side, or lower levels.")
 
 def _check_size(x:torch.Tensor, net:nn.Module, levels:int, name:str):
     stride = getattr(net, "stride", None)
@@ -217,8 +246,8 @@ def describe_many(net:nn.Module, # backbone returning (B, C, h, w) maps
             for s in scales:
                 xs = x if s == 1 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=True)
                 _check_size(xs, net, levels, str(images.root/images.files[int(ix[0])]))
-                fmap = net(xs)
-                if fmap.ndim != 4: raise ValueError(f"the backbone returned shape {tuple(fmap.shape)}; it must return (B, C, h, w) maps.")
+                fmap = select_map(net(xs))
+                _check_map(fmap, levels, str(images.root/images.files[int(ix[0])]), tuple(xs.shape[-2:]))
                 for k, h in heads.items(): d[k] = d[k] + h(fmap.float())
             for k in heads:
                 for j, i in enumerate(ix.tolist()): out[k][i] = F.normalize(d[k][j], dim=-1).cpu()
@@ -239,7 +268,7 @@ def regional_vectors(net:nn.Module, images:RmacImages, levels:int=3, pool:str="m
     for ims, idx in image_batches(images, batch_size, desc="regional vectors"):
         for x in ([ims] if isinstance(ims, torch.Tensor) else [im[None] for im in ims]):
             _check_size(x, net, levels, str(images.root))
-            fmap = net(x.to(dev)).float()
+            fmap = select_map(net(x.to(dev))).float()
             vs.append(pool_regions(fmap, rmac_grid(*fmap.shape[-2:], levels), pool).flatten(0, 1).cpu())
     return torch.cat(vs)
 
@@ -257,7 +286,7 @@ def extraction_seconds(net:nn.Module, head:RmacHead, images:RmacImages,
     if not xs: raise ValueError("extraction_seconds: no images to time.")
     same = all(x.shape == xs[0].shape for x in xs)
     batches = [torch.stack(xs[s]).to(dev) for s in batch_slices(len(xs), batch_size)] if same else [x[None].to(dev) for x in xs]
-    return seconds_per_item(lambda x: head(net(x).float()), batches, len(xs), repeat, device)
+    return seconds_per_item(lambda x: head(select_map(net(x)).float()), batches, len(xs), repeat, device)
 
 # %% ../nbs/30_rmac.ipynb #137e8cab
 from .train import fit
@@ -266,15 +295,16 @@ from .train import fit
 def attention_inputs(net:nn.Module, # frozen backbone
                       images:torch.Tensor, # (N, 3, S, S) uint8 training images
                       levels:int=3, batch_size:int=64, device:str="auto",
+                      mean=IMAGENET_MEAN, std=IMAGENET_STD, # the backbone's input normalisation
                      ) -> dict: # mac, mean (N, R, C) and whole (N, C), on the CPU
     "Regional MACs, regional means and whole-map means of in-memory uint8 images (the attention's training inputs)."
     dev = get_device(device); net = net.to(dev).eval()
-    mac, mean, whole = [], [], []
+    mac, means, whole = [], [], []
     for b in batched(images, batch_size, desc="regional features"):
-        f = net(imagenet_normalize(b.to(dev))).float()
+        f = select_map(net(imagenet_normalize(b.to(dev), mean, std))).float()
         r = rmac_grid(*f.shape[-2:], levels)
-        mac.append(pool_regions(f, r, "mac").cpu()); mean.append(pool_regions(f, r, "mean").cpu()); whole.append(f.mean((2, 3)).cpu())
-    return dict(mac=torch.cat(mac), mean=torch.cat(mean), whole=torch.cat(whole))
+        mac.append(pool_regions(f, r, "mac").cpu()); means.append(pool_regions(f, r, "mean").cpu()); whole.append(f.mean((2, 3)).cpu())
+    return dict(mac=torch.cat(mac), mean=torch.cat(means), whole=torch.cat(whole))
 
 def train_attention(net:nn.Module, # frozen backbone with a classifier `fc` (e.g. `objret.train.tiny_cnn()`)
                     images:torch.Tensor, # (N, 3, S, S) uint8 training images
@@ -284,6 +314,7 @@ def train_attention(net:nn.Module, # frozen backbone with a classifier `fc` (e.g
                     ckpt:str|Path|None=None, # checkpoint file (resumed from when present)
                     device:str="auto",
                     seed:int=0, # initialisation and batch order
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD, # the backbone's input normalisation
                    ) -> tuple[RegionalAttention, pd.DataFrame]:
     "Train the regional attention network alone against the frozen classifier; return it and its learning curve."
     fc = getattr(net, "fc", None)
@@ -293,7 +324,7 @@ def train_attention(net:nn.Module, # frozen backbone with a classifier `fc` (e.g
     multi = targets.ndim == 2
     if multi and targets.shape[1] != fc.out_features: raise ValueError(f"targets have {targets.shape[1]} labels; the classifier has {fc.out_features} outputs.")
     dev = get_device(device)
-    feats = attention_inputs(net, images, levels, device=dev)
+    feats = attention_inputs(net, images, levels, device=dev, mean=mean, std=std)
     torch.manual_seed(seed)
     att = RegionalAttention(feats["mac"].shape[-1], hidden, context).to(dev)
     W, b = fc.weight.detach().to(dev), fc.bias.detach().to(dev)
@@ -328,9 +359,9 @@ def image_folder_tensors(root:str|Path, # one sub-folder of images per class
 # %% ../nbs/30_rmac.ipynb #c99706a9
 from .metrics import oxford_map
 
-def retrieval_scores(q:torch.Tensor, db:torch.Tensor, qe_k:int=0) -> torch.Tensor:
-    "(Q, N) cosine scores of queries against the database, after average query expansion with `qe_k` neighbours."
-    return average_query_expansion(q, db, qe_k) @ db.T
+def retrieval_scores(q:torch.Tensor, db:torch.Tensor, qe_k:int=0, exclude=None) -> torch.Tensor:
+    "(Q, N) cosine scores of queries against the database, after average query expansion with `qe_k` neighbours (`exclude`: each query's own copy)."
+    return average_query_expansion(q, db, qe_k, exclude) @ db.T
 
 def instance_map(scores:torch.Tensor, gnd:list) -> dict:
     "mAP (%) under the classic protocol and, when the ground truth has them, revisited Easy/Medium/Hard."

@@ -18,15 +18,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import atomic_path, batch_slices, batched, get_device, objret_home, save_atomic, seed_everything, step_generator
+from .core import (atomic_path, batch_slices, batched, check_int, get_device, load_pt, objret_home, progress_enabled,
+                         save_atomic, seed_everything, step_generator)
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'clip_loss', 'soft_triplet_loss', 'batch_classification_loss', 'fit',
-           'TinyClipConfig', 'config_key', 'shipped_dir', 'trained_dir', 'start_run', 'finish_run', 'trained_or_train',
-           'ship_run', 'load_split_tensors', 'normalize_images', 'patch_object_loss', 'train_tiny_clip', 'tiny_clip',
-           'embed_split', 'caption_recall', 'pointing_game', 'imagenet_normalize', 'imagenet_unnormalize',
-           'TinyCnnConfig', 'cnn_logits', 'train_tiny_cnn', 'tiny_cnn', 'classifier_map', 'TinyDetectorConfig',
-           'train_tiny_detector', 'tiny_detector', 'detection_recall']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'clip_loss', 'soft_triplet_loss', 'batch_classification_loss', 'first_nonfinite',
+           'fit', 'TinyClipConfig', 'config_key', 'shipped_dir', 'trained_dir', 'start_run', 'finish_run',
+           'trained_or_train', 'ship_run', 'load_split_tensors', 'normalize_images', 'patch_object_loss',
+           'train_tiny_clip', 'check_tiny', 'tiny_clip', 'embed_split', 'caption_recall', 'pointing_game',
+           'imagenet_normalize', 'imagenet_unnormalize', 'TinyCnnConfig', 'cnn_logits', 'train_tiny_cnn', 'tiny_cnn',
+           'classifier_map', 'TinyDetectorConfig', 'train_tiny_detector', 'tiny_detector', 'detection_recall']
 
 # %% ../nbs/06_train.ipynb #08a35281
 def clip_loss(img:torch.Tensor, # (B, E) image embeddings, L2-normalised
@@ -60,8 +61,14 @@ def _lr_at(step:int, n_steps:int, lr:float, warmup:int) -> float:
     if step < warmup: return lr * (step + 1) / warmup
     return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, n_steps - warmup)))
 
+def first_nonfinite(named) -> str|None:
+    "The name of the first tensor in `named` ((name, tensor) pairs) holding NaN or inf, else None."
+    for n, t in named:
+        if t is not None and t.is_floating_point() and not torch.isfinite(t).all(): return n
+    return None
+
 def fit(model:nn.Module, # what trains (its parameters with requires_grad)
-        step_fn:Callable, # step_fn(step) -> dict of named losses; "loss" is minimised
+        step_fn:Callable, # step_fn(step) -> dict of named losses; "loss" (a scalar tensor) is minimised
         n_steps:int, # optimisation steps
         lr:float=1e-3, weight_decay:float=0.1, warmup:int=20,
         ckpt:str|Path|None=None, # checkpoint file (written atomically, resumed from when present)
@@ -70,36 +77,69 @@ def fit(model:nn.Module, # what trains (its parameters with requires_grad)
         grad_clip:float|None=1.0,
         desc:str="training",
        ) -> pd.DataFrame: # one row per step: step, the losses, lr, seconds
-    "AdamW with warm-up and cosine decay; checkpoints atomically and resumes."
-    params = [p for p in model.parameters() if p.requires_grad]
+    "AdamW with warm-up and cosine decay; checkpoints atomically, resumes, and never saves a diverged state."
+    n_steps, ckpt_every = check_int(n_steps, "n_steps", min=1), check_int(ckpt_every, "ckpt_every", min=1)
+    if not (math.isfinite(lr) and lr > 0): raise ValueError(f"lr must be a positive number, got {lr}.")
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not params: raise ValueError("fit: the model has no trainable parameters.")
-    dev = params[0].device
-    decay = [p for p in params if p.ndim >= 2]; rest = [p for p in params if p.ndim < 2]
+    dev = params[0][1].device
+    decay = [p for _, p in params if p.ndim >= 2]; rest = [p for _, p in params if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=lr)
-    start, rows = 0, []
+    settings = dict(n_steps=n_steps, lr=float(lr), weight_decay=float(weight_decay), warmup=int(warmup),
+                    grad_clip=None if grad_clip is None else float(grad_clip), bf16=bool(bf16))
+    start, rows, saved = 0, [], None
     if ckpt is not None and Path(ckpt).exists():
-        st = torch.load(ckpt, map_location=dev, weights_only=False)
-        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); start, rows = st["step"], st["history"]
+        st = load_pt(ckpt, "checkpoint", map_location=dev)
+        if not isinstance(st, dict) or not {"model", "opt", "step", "history"} <= set(st):
+            raise ValueError(f"{ckpt} is not a checkpoint of objret.train.fit (keys {sorted(st) if isinstance(st, dict) else type(st).__name__}); delete it or pass another ckpt.")
+        if st.get("settings") != settings:
+            old = st.get("settings") or {}
+            diff = ", ".join(f"{k} {old.get(k)!r} → {v!r}" for k, v in settings.items() if old.get(k) != v)
+            warnings.warn(f"{ckpt} holds a run with other settings ({diff}; at step {st['step']}); it is not resumed: "
+                          "training starts over, and the file is replaced at the first new checkpoint.")
+        else:
+            try: model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise RuntimeError(f"{ckpt} does not fit this model ({str(e).splitlines()[0][:200]}): a checkpoint of another "
+                                   "architecture; delete it or pass another ckpt.") from None
+            start, rows, saved = st["step"], st["history"], st["step"]
     def _save(step):
-        if ckpt is not None:
-            with atomic_path(ckpt) as tmp:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "history": rows}, tmp)
+        if ckpt is None: return
+        bad = first_nonfinite(model.state_dict().items())
+        if bad: raise FloatingPointError(f"{bad} is not finite at step {step}: not saved over {ckpt}.")
+        with atomic_path(ckpt) as tmp:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "history": rows, "settings": settings}, tmp)
+    def _diverged(what, step):
+        kept = f"{ckpt} (step {saved}) is kept as it was" if saved is not None else "no checkpoint was written"
+        return FloatingPointError(f"{what} at step {step}: training diverged and the step was not taken; {kept}. "
+                                  f"Rerun with a lower lr (now {lr}): a run with other settings starts over rather than resuming, "
+                                  "or check the inputs for NaN/inf.")
     model.train()
     t0 = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
-    bar = tqdm(range(start, n_steps), desc=desc, initial=start, total=n_steps, leave=False, mininterval=2)
+    bar = tqdm(range(start, n_steps), desc=desc, initial=start, total=n_steps, leave=False, mininterval=2, disable=not progress_enabled())
     for step in bar:
         for gr in opt.param_groups: gr["lr"] = _lr_at(step, n_steps, lr, warmup)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             losses = step_fn(step)
+        if not isinstance(losses, dict) or "loss" not in losses:
+            got = f"a dict with keys {sorted(losses)}" if isinstance(losses, dict) else f"a {type(losses).__name__}"
+            raise TypeError(f"step_fn must return a dict with a 'loss' entry (the tensor minimised); it returned {got}.")
         loss = losses["loss"]
-        if not torch.isfinite(loss): raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower lr (now {lr}) or check the inputs.")
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError(f"step_fn's 'loss' must be a scalar tensor, got {type(loss).__name__}"
+                             f"{' of shape ' + str(tuple(loss.shape)) if isinstance(loss, torch.Tensor) else ''}; reduce it (e.g. .mean()).")
+        if not torch.isfinite(loss): raise _diverged(f"the loss is {loss.item()}", step)
         opt.zero_grad(set_to_none=True); loss.backward()
-        if grad_clip: torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        bad = first_nonfinite((n, p.grad) for n, p in params)
+        if bad: raise _diverged(f"the gradient of {bad} holds NaN/inf (the loss, {loss.item():.4g}, is finite)", step)
+        if grad_clip: torch.nn.utils.clip_grad_norm_([p for _, p in params], grad_clip)
         opt.step()
+        bad = first_nonfinite(params)
+        if bad: raise _diverged(f"the update made {bad} NaN/inf", step)
         rows.append({"step": step, **{k: float(v.detach()) for k, v in losses.items()}, "lr": opt.param_groups[0]["lr"],
                      "seconds": time.perf_counter() - t0})
         bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", refresh=False)
-        if (step + 1) % ckpt_every == 0 or step + 1 == n_steps: _save(step + 1)
+        if (step + 1) % ckpt_every == 0 or step + 1 == n_steps: _save(step + 1); saved = step + 1
     model.eval()
     return pd.DataFrame(rows)
 
@@ -155,6 +195,8 @@ def start_run(cfg, # the run's config dataclass
 
 def finish_run(model:nn.Module, hist:pd.DataFrame, out:Path) -> Path:
     "Write a finished run's `history.csv` and `model.pt` (atomically); return its directory."
+    bad = first_nonfinite(model.state_dict().items())
+    if bad: raise FloatingPointError(f"{bad} is not finite: the run in {out} is not finished (nothing written); retrain with a lower lr.")
     save_atomic(hist, out/"history.csv")
     with atomic_path(out/"model.pt") as tmp: torch.save(model.state_dict(), tmp)
     return out
@@ -178,7 +220,7 @@ def ship_run(run:str|Path, # a finished run's directory (`model.pt`, `history.cs
     missing = [f for f in ("model.pt", "history.csv", "config.json") if not (run/f).is_file()]
     if missing: raise FileNotFoundError(f"{run} lacks {missing}: ship a finished run (train it first).")
     with atomic_dir(shipped_dir()/name) as tmp:
-        sd = torch.load(run/"model.pt", map_location="cpu", weights_only=True)
+        sd = load_pt(run/"model.pt", "trained weights")
         torch.save({k: v.half() if half and v.is_floating_point() else v for k, v in sd.items()}, tmp/"model.pt")
         for f in ("history.csv", "config.json"): shutil.copy(run/f, tmp/f)
     return shipped_dir()/name
@@ -255,11 +297,23 @@ def train_tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe
                bf16=cfg.bf16, desc="tiny CLIP")
     return finish_run(model, hist, out)
 
+def check_tiny(model:str, # the model asked for with weights "objret"
+               family:str="clip", # "clip", "cnn" or "detector"
+              ) -> str:
+    "Weights 'objret' exist only for objret's tiny models: anything else is refused before any work starts."
+    from objret.backbones import TINY_CNNS, TINY_CONFIGS, TINY_DETECTORS
+    names = {"clip": TINY_CONFIGS, "cnn": TINY_CNNS, "detector": TINY_DETECTORS}[family]
+    if model not in names:
+        raise ValueError(f"weights 'objret' exist only for objret's tiny {family} models {list(names)}, not {model!r}; "
+                         f"for {model} pass real weights (an open_clip tag such as 'openai', torchvision's 'DEFAULT', or a checkpoint file).")
+    return model
+
 def tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe (its hash keys the cache)
               device:str="auto",
               retrain:bool=False, # train even when cached weights exist
              ) -> Clip:
     "The tiny CLIP trained on the synthetic world: from the cache or the weights objret ships, else trained (≈10 min on 2 CPU cores)."
+    check_tiny(cfg.model, "clip")
     d = trained_or_train(f"tiny-clip-{cfg.key()}", lambda out: train_tiny_clip(cfg, out, device), retrain)
     return create_clip(cfg.model, pretrained=d/"model.pt", device=device)
 
@@ -305,18 +359,20 @@ from .metrics import mean_average_precision
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-def _imagenet_stats(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "ImageNet's channel mean and std, shaped to broadcast over `x` (…, 3, H, W), on its device."
-    return (torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1), torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1))
+def _stats(x:torch.Tensor, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
+    "A channel mean and std, shaped to broadcast over `x` (…, 3, H, W), on its device."
+    return (torch.tensor(mean, device=x.device, dtype=torch.float32).view(3, 1, 1), torch.tensor(std, device=x.device, dtype=torch.float32).view(3, 1, 1))
 
-def imagenet_normalize(x:torch.Tensor) -> torch.Tensor:
-    "uint8 images → float input normalised with ImageNet's mean and std (torchvision's CNNs)."
-    m, s = _imagenet_stats(x)
+def imagenet_normalize(x:torch.Tensor, # uint8 images (…, 3, H, W)
+                       mean=IMAGENET_MEAN, std=IMAGENET_STD, # the backbone's input statistics (ImageNet's by default)
+                      ) -> torch.Tensor:
+    "uint8 images → float input normalised with a backbone's mean and std (ImageNet's, as torchvision's CNNs want, by default)."
+    m, s = _stats(x, mean, std)
     return (x.float() / 255 - m) / s
 
-def imagenet_unnormalize(x:torch.Tensor) -> torch.Tensor:
-    "ImageNet-normalised images → floats in [0, 1] (what torchvision's detectors take)."
-    m, s = _imagenet_stats(x)
+def imagenet_unnormalize(x:torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    "Normalised images → floats in [0, 1] (what torchvision's detectors take)."
+    m, s = _stats(x, mean, std)
     return (x * s + m).clamp(0, 1)
 
 @dataclass(frozen=True)
@@ -364,6 +420,7 @@ def tiny_cnn(cfg:TinyCnnConfig=TinyCnnConfig(), # the recipe (its hash keys the 
              retrain:bool=False, # train even when cached weights exist
             ) -> FeatureMapNet:
     "The tiny CNN trained on the synthetic world: from the cache or the weights objret ships, else trained (≈3 min on 2 CPU cores)."
+    check_tiny(cfg.model, "cnn")
     d = trained_or_train(f"tiny-cnn-{cfg.key()}", lambda out: train_tiny_cnn(cfg, out, device), retrain)
     return cnn_backbone(cfg.model, d/"model.pt", device=device)
 
@@ -435,6 +492,7 @@ def tiny_detector(cfg:TinyDetectorConfig=TinyDetectorConfig(), # the recipe (its
                   retrain:bool=False, # train even when cached weights exist
                  ) -> nn.Module:
     "The tiny Faster R-CNN trained on the synthetic world, in eval mode: cached, shipped, else trained (≈10 min on 2 CPU cores)."
+    check_tiny(cfg.model, "detector")
     d = trained_or_train(f"tiny-detector-{cfg.key()}", lambda out: train_tiny_detector(cfg, out, device), retrain)
     return load_weights(tiny_faster_rcnn(**TINY_DETECTORS[cfg.model]), d/"model.pt", cfg.model).to(get_device(device)).eval()
 

@@ -141,10 +141,11 @@ def test_make_reproduce_runs_the_main_job(tmp_path):
 def _roxford_layout(tmp_path) -> tuple[Path, Path]:
     "A small revisited-Oxford layout (gnd_roxford5k.pkl + jpg/, easy/hard/junk only) from synthetic landmarks: (root, its jpg/)."
     import pickle, shutil
+    from objret.data import load_pickle
     from objret.synth import landmark_world
     lm = landmark_world(4, easy=3, hard=3, junk=1, n_distractors=30, seed=5, root=tmp_path/"lm")
     root = tmp_path/"roxford5k"; shutil.copytree(lm/"jpg", root/"jpg")
-    d = pickle.loads((lm/"gnd_rsynth.pkl").read_bytes())
+    d = load_pickle(lm/"gnd_rsynth.pkl")
     d["gnd"] = [{k: v for k, v in g.items() if k != "ok"} for g in d["gnd"]]      # revisited: no classic "ok" lists
     (root/"gnd_roxford5k.pkl").write_bytes(pickle.dumps(d))
     return root, lm/"jpg"
@@ -183,3 +184,29 @@ def test_object_embeddings_real_format(tmp_path):
     c = pd.read_csv(tmp_path/"objemb"/"objemb_counts_roxford5k.csv")        # the cost ablation: ≤ k objects per image
     assert len(c) == 2 * 6 and c.groupby("representation").vectors_per_image.is_monotonic_increasing.all()
     assert (c[c.max_objects == 0].vectors_per_image == 1).all() and (c[c.max_objects == 3].vectors_per_image <= 4).all()
+
+
+BAD_PARAMS = [  # notebook, parameters, what the error must say — all raised in the first cells, before any work
+    ("reproduce_dense_clip.ipynb", dict(model="ViT-B-32"), "weights 'objret' exist only for objret's tiny clip models"),
+    ("reproduce_dense_clip.ipynb", dict(dataset="cocoa"), "dataset='cocoa' is unknown"),
+    ("reproduce_flickr.ipynb", dict(regions="yolo"), "regions='yolo'"),
+    ("reproduce_coco.ipynb", dict(max_images=1), "at least 2 images"),
+    ("reproduce_composed.ipynb", dict(dataset="css3d"), "dataset='css3d' is unknown"),
+    ("reproduce_oxford.ipynb", dict(backbone="resnet50"), "weights 'objret' exist only for objret's tiny cnn models"),
+    ("reproduce_object_embeddings.ipynb", dict(detector="fasterrcnn_resnet50_fpn"), "tiny detector models"),
+    ("reproduce_index.ipynb", dict(factory="IVF,Bogus"), "not a faiss index factory string"),
+]
+
+
+@pytest.mark.parametrize("nb,params,says", BAD_PARAMS, ids=[f"{n}-{list(p)[0]}" for n, p, _ in BAD_PARAMS])
+def test_reproduce_notebook_refuses_bad_parameters_before_any_work(nb, params, says, tmp_path):
+    "A wrong parameter is a clear error from the notebook's first cells: nothing is generated, trained or written."
+    import time
+    t0 = time.perf_counter()
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(str(ROOT/"nbs"/nb), str(tmp_path/nb), parameters={**params, "results_dir": str(tmp_path/"r")},
+                            kernel_name="python3", cwd=str(ROOT/"nbs"), progress_bar=False)
+    assert says in str(e.value), str(e.value)[-2000:]
+    assert e.value.exec_count <= 3, f"failed only at cell {e.value.exec_count}"
+    assert time.perf_counter() - t0 < 120
+    assert not (tmp_path/"r").exists() or not any((tmp_path/"r").rglob("*.csv"))
