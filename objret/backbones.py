@@ -107,6 +107,15 @@ class Clip:
         s = self.model.visual.image_size
         return int(s[0] if isinstance(s, (tuple, list)) else s)
 
+@contextlib.contextmanager
+def _quiet_open_clip():
+    "open_clip's own log lines (\"No pretrained weights loaded…\" for pretrained=None, which is asked for) stay out of notebooks."
+    import logging
+    root = logging.getLogger(); old = root.level
+    root.setLevel(max(old, logging.ERROR))
+    try: yield
+    finally: root.setLevel(old)
+
 def _clip_file(name:str, tag:str) -> str:
     "The local file of open_clip weights `tag` of `name`: from the cache, else downloaded by `fetch`."
     from open_clip.pretrained import download_pretrained, get_pretrained_cfg, has_hf_hub
@@ -142,7 +151,7 @@ def create_clip(name:str, # open_clip model name ("ViT-B-32", "RN50", "objret-ti
                                     f"(tags: {tags or 'none'}). Pass a local checkpoint path or None.")
     if tag is not None and not Path(tag).is_file(): _clip_file(name, tag)      # the tag's file in the cache, or a clear error
     try:
-        with _hf_offline(): model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=tag, device=dev)
+        with _hf_offline(), _quiet_open_clip(): model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=tag, device=dev)
     except Exception as e:   # a corrupt file fails deep inside torch.load with any exception type
         where = f"checkpoint {tag}" if tag and Path(tag).is_file() else f"weights {tag!r}"
         raise RuntimeError(f"cannot load {where} into {name}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None

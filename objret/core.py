@@ -82,7 +82,7 @@ def _to_tensor(x, name:str) -> torch.Tensor:
     else:
         a = np.asarray(x)
         if a.dtype.kind in "USOV": raise TypeError(f"{name} holds {a.dtype} values (e.g. {a.reshape(-1)[:1].tolist()}); it must be numbers.")
-        t = torch.as_tensor(a)
+        t = torch.as_tensor(a if a.flags.writeable else a.copy())           # read-only arrays (Arrow, mmap) are copied, not aliased
     if t.is_complex(): raise TypeError(f"{name} holds complex values ({t.dtype}); pass real numbers (e.g. the real part, or the magnitude).")
     return t
 

@@ -83,7 +83,7 @@ class VectorIndex:
         else: self.index = self._place(cpu, faiss_device(device))
         self.ids = np.zeros(0, np.int64)     # id of each item
         self.counts = np.zeros(0, np.int64)  # vectors of each item
-        self.owner = np.zeros(0, np.int64)   # item position of each vector
+        self.ends = np.zeros(0, np.int64)    # end of each item's vectors (cumulative counts): a vector's owner by bisection
 
     def _place(self, cpu_index, dev:str):
         "Move a CPU faiss index to `dev`; `device='auto'` falls back to CPU for indexes faiss cannot put on a GPU."
@@ -107,6 +107,12 @@ class VectorIndex:
         if n == 0: return torch.zeros(0, self.dim)
         return torch.from_numpy(faiss.rev_swig_ptr(self.index.get_xb(), n * self.dim).reshape(n, self.dim))
 
+
+    def owners(self, v): # vector indices (any shape, -1 for none)
+        "The item position owning each vector (-1 stays -1): a bisection of `ends`, no per-vector table in memory."
+        v = torch.as_tensor(v)
+        o = torch.from_numpy(np.searchsorted(self.ends, v.clamp(min=0).numpy(), side="right"))
+        return torch.where(v >= 0, o, -1)
 
     @property
     def n_vectors(self) -> int: return int(self.index.ntotal)
@@ -161,8 +167,8 @@ def add(self:VectorIndex, vectors, # (total_vectors, dim), items' vectors in ord
     if self.exact and self.device == "cuda":
         xd = x.to("cuda")
         self._xb_dev = xd if self._xb_dev is None else torch.cat([self._xb_dev, xd])
-    self.owner = np.concatenate([self.owner, np.repeat(np.arange(start, start + len(counts)), counts)])
     self.ids, self.counts = allids, np.concatenate([self.counts, counts])
+    self.ends = np.cumsum(self.counts)
     return self
 
 VectorIndex.train, VectorIndex.add = train, add
@@ -181,27 +187,38 @@ def _item_chunks(counts:np.ndarray, max_vectors:int) -> list[tuple[int, int]]:
         out.append((i0, i1)); i0 = i1
     return out
 
-def _best_vectors(self:VectorIndex, q:torch.Tensor, items:torch.Tensor) -> torch.Tensor:
-    "(Q, k) index of the vector of each hit item that scores best for its query (-1 where there is no item)."
-    ends = torch.from_numpy(np.concatenate([[0], np.cumsum(self.counts)]))
+def _rows(source, vec:torch.Tensor) -> torch.Tensor:
+    "Rows `vec` of a vector source (a tensor, a NumPy array or memmap, or anything indexable by an index array), as float32 on the CPU."
+    if isinstance(source, torch.Tensor): return source[vec.to(source.device)].float().cpu()
+    return torch.from_numpy(np.asarray(source[vec.numpy()], dtype=np.float32))
+
+def _rescore(self:VectorIndex, q:torch.Tensor, items:torch.Tensor, source=None) -> tuple[torch.Tensor, torch.Tensor]:
+    "(Q, K) exact score of each hit item (the max over all its vectors, read from `source`) and the index of the best one; -inf / -1 where no item."
+    X = self._vectors() if source is None else source
+    ends = torch.from_numpy(np.concatenate([[0], self.ends]))
     ok = items >= 0
     qi, it = ok.nonzero(as_tuple=True)[0], items[ok]
     cnt = torch.from_numpy(self.counts)[it]
     pair = torch.repeat_interleave(torch.arange(len(it)), cnt)
     vec = ends[it][pair] + torch.arange(int(cnt.sum())) - torch.repeat_interleave(cnt.cumsum(0) - cnt, cnt)
-    X = self._vectors()
-    s = (X[vec.to(X.device)].float().cpu() * q[qi][pair]).sum(1)
+    x = _rows(X, vec)
+    if source is not None and self.normalize: x = torch.nn.functional.normalize(x, dim=-1)
+    s = (x * q[qi][pair]).sum(1)
     best = torch.full((len(it),), float("-inf")).scatter_reduce(0, pair, s, "amax")
     first = torch.full((len(it),), int(vec.max()) + 1 if len(vec) else 0).scatter_reduce(0, pair, torch.where(s >= best[pair], vec, int(1 << 62)), "amin")
-    out = torch.full(items.shape, -1, dtype=torch.long); out[ok] = first
-    return out
+    S, B = torch.full(items.shape, float("-inf")), torch.full(items.shape, -1, dtype=torch.long)
+    S[ok], B[ok] = best, first
+    return S, B
+
+def _best_vectors(self:VectorIndex, q:torch.Tensor, items:torch.Tensor) -> torch.Tensor:
+    "(Q, k) index of the vector of each hit item that scores best for its query (-1 where there is no item)."
+    return _rescore(self, q, items)[1]
 
 def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
     "Exact max-similarity search, blocked: per database chunk a matrix product, a max per item, a running top-k."
     X = self._vectors(); dev = X.device
     ends = np.concatenate([[0], np.cumsum(self.counts)])
     chunks = _item_chunks(self.counts, max(1, SCORE_BLOCK // max(1, min(batch_size, len(q)))))
-    owner = torch.from_numpy(self.owner).to(dev)
     S_, I_ = [], []
     for b in batched(q, batch_size, desc="searching"):
         qd = b.to(dev).T
@@ -213,24 +230,29 @@ def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
             if cnt.max() > 1:
                 c = int(cnt[0])
                 S = (S.view(i1 - i0, c, -1).amax(1) if (cnt == c).all() else
-                     S.new_full((i1 - i0, len(b)), float("-inf")).scatter_reduce_(0, (owner[v0:v1] - i0)[:, None].expand_as(S), S, "amax"))
+                     S.new_full((i1 - i0, len(b)), float("-inf")).scatter_reduce_(
+                         0, torch.repeat_interleave(torch.arange(i1 - i0, device=dev), torch.from_numpy(cnt).to(dev))[:, None].expand_as(S), S, "amax"))
             s, i = S.topk(min(k, i1 - i0), dim=0)
             best_s, j = torch.cat([best_s, s.T], 1).topk(min(k, best_s.shape[1] + len(s)), dim=1)
             best_i = torch.cat([best_i, i.T + i0], 1).gather(1, j)
         S_.append(best_s.cpu()); I_.append(best_i.cpu())
     return torch.cat(S_), torch.cat(I_)
 
-def _approx_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
+def _approx_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int, refine=None):
     "faiss search for `k` (single-vector items) or `k × overfetch` vectors (multi-vector), regrouped by owner; also the best vector of each."
-    kv = min(k * self.overfetch if self.counts.max() > 1 else k, self.n_vectors)
+    kv = min(k * self.overfetch if self.counts.max() > 1 or refine is not None else k, self.n_vectors)
     if self.device == "cuda" and kv > GPU_MAX_K:
         warnings.warn(f"faiss on GPU returns at most {GPU_MAX_K} vectors per query; asked {kv}, so items may be missed.")
         kv = GPU_MAX_K
-    owner = torch.from_numpy(self.owner)
     S_, I_, B_ = [], [], []
     for b in batched(q, batch_size, desc="searching"):
         D, V = (torch.from_numpy(a) for a in self.index.search(_np(b), kv))
-        s, i, p = regroup_max(D, torch.where(V >= 0, owner[V.clamp(min=0)], -1), k, positions=True)
+        if refine is not None:                                             # the fetched vectors re-scored exactly, then re-sorted
+            x = _rows(refine, V.clamp(min=0).reshape(-1)).view(*V.shape, -1)
+            if self.normalize: x = torch.nn.functional.normalize(x, dim=-1)
+            D = torch.where(V >= 0, (x * b[:, None]).sum(-1), float("-inf"))
+            D, o = D.sort(dim=1, descending=True); V = V.gather(1, o)
+        s, i, p = regroup_max(D, self.owners(V), k, positions=True)
         S_.append(s); I_.append(i); B_.append(torch.where(p >= 0, V.gather(1, p.clamp(min=0)), -1))
     return torch.cat(S_), torch.cat(I_), torch.cat(B_)
 
@@ -238,6 +260,8 @@ def search(self:VectorIndex, queries, # (Q, dim) query vectors
            k:int=10, # items per query (at most the items the index holds)
            batch_size:int=1024, # queries searched at a time
            vectors:bool=False, # also return, per hit, the index of its best-matching vector (in the order added)
+           refine=None, # approximate indexes: the vectors in the order added (a tensor, an array or memmap, or anything indexable
+                        # by an index array, e.g. on disk): the k × overfetch vectors fetched are re-scored exactly from them
           ) -> tuple[torch.Tensor, torch.Tensor]: # (Q, k') scores and item ids, k' = min(k, items); (Q, k') vector indices with `vectors`
     "The `k` best items per query, each scored by its best vector."
     if len(self) == 0: raise ValueError("search on an empty index: add vectors first.")
@@ -246,7 +270,7 @@ def search(self:VectorIndex, queries, # (Q, dim) query vectors
     if len(q) == 0:
         e = torch.zeros(0, k, dtype=torch.long)
         return (torch.zeros(0, k), e) + ((e,) if vectors else ())
-    out = (_exact_search if self.exact else _approx_search)(self, q, k, batch_size)
+    out = _exact_search(self, q, k, batch_size) if self.exact else _approx_search(self, q, k, batch_size, refine)
     S, I = out[0], out[1]
     if I.shape[1] < k:                                                    # the approximate search found fewer
         S = torch.cat([S, S.new_full((len(S), k - S.shape[1]), float("-inf"))], 1)
@@ -305,12 +329,12 @@ def load(cls, path:str|Path, # directory written by `VectorIndex.save`
         if self.device == "cuda": self._xb_dev = self._vectors().to("cuda")   # built from faiss's storage
     else: self.index = self._place(cpu, faiss_device(device))
     self.ids, self.counts = np.load(path/"ids.npy", allow_pickle=False), np.load(path/"counts.npy", allow_pickle=False)
-    self.owner = np.repeat(np.arange(len(self.counts)), self.counts)
+    self.ends = np.cumsum(self.counts)
     return self
 
 def nbytes(self:VectorIndex) -> int:
-    "Bytes the index takes when serialised (vectors or codes, lists and ids)."
+    "Bytes the index takes in memory and on disk: faiss's (vectors or codes, lists, ids), item ids, counts and ends."
     cpu = faiss.index_gpu_to_cpu(self.index) if self.device == "cuda" and not self.exact else self.index
-    return int(faiss.serialize_index(cpu).nbytes) + self.ids.nbytes + self.counts.nbytes
+    return int(faiss.serialize_index(cpu).nbytes) + self.ids.nbytes + self.counts.nbytes + self.ends.nbytes
 
 VectorIndex.save, VectorIndex.load, VectorIndex.nbytes = save, load, nbytes

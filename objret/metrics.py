@@ -12,9 +12,9 @@ import torch
 from .core import as_ints, as_tensor, batch_slices, check_int
 
 # %% auto #0
-__all__ = ['OXFORD_PROTOCOLS', 'lists_to_mask', 'best_positive_rank', 'recall_at_k', 'topk_recall', 'text_image_recall',
-           'caption_match_recall', 'rank_order', 'average_precision', 'mean_average_precision', 'trapezoid_ap',
-           'oxford_map', 'claim']
+__all__ = ['OXFORD_PROTOCOLS', 'lists_to_mask', 'best_positive_rank', 'recall_at_k', 'topk_recall', 'text_image_ranks',
+           'text_image_recall', 'caption_match_ranks', 'caption_match_recall', 'rank_order', 'average_precision',
+           'mean_average_precision', 'trapezoid_ap', 'oxford_ap', 'oxford_map', 'paired_bootstrap', 'Verdict', 'claim']
 
 # %% ../nbs/01_metrics.ipynb #e1ac044c
 def _nonempty(s:torch.Tensor, name:str="scores"):
@@ -93,12 +93,11 @@ def topk_recall(retrieved, # (Q, K) retrieved item ids, best first (-1 for none)
     return {f"R@{k}": 100.0 * float(hit[:, :k].any(1).float().mean()) for k in ks}
 
 # %% ../nbs/01_metrics.ipynb #9efd6f80
-def text_image_recall(sims, # (n_images, n_texts) image–text similarity
-                      text_image, # (n_texts,) index of each text's image
-                      ks:Sequence[int]=(1, 5, 10), # cut-offs
-                      batch_size:int=1024, # query rows scored at a time
-                     ) -> dict: # {"i2t_R@K": …, "t2i_R@K": …} in %
-    "Recall@K in both directions for a caption set with several captions per image."
+def text_image_ranks(sims, # (n_images, n_texts) image–text similarity
+                     text_image, # (n_texts,) index of each text's image
+                     batch_size:int=1024, # query rows scored at a time
+                    ) -> tuple[torch.Tensor, torch.Tensor]: # image→text (n_images,), text→image (n_texts,) 0-based ranks
+    "Per query, the 0-based rank of its best positive, in both directions (-1: a query without positive)."
     sims = as_tensor(sims, "sims", ndim=2, finite=True); _nonempty(sims, "sims")
     ti = as_ints(text_image, "text_image", ndim=1, device=sims.device)
     n_img, n_txt = sims.shape
@@ -107,6 +106,15 @@ def text_image_recall(sims, # (n_images, n_texts) image–text similarity
     img = torch.arange(n_img, device=sims.device)
     t2i = torch.cat([best_positive_rank(sims[:, sl].T, ti[sl, None] == img[None]) for sl in batch_slices(n_txt, batch_size)])
     i2t = torch.cat([best_positive_rank(sims[sl], img[sl, None] == ti[None]) for sl in batch_slices(n_img, batch_size)])
+    return i2t, t2i
+
+def text_image_recall(sims, # (n_images, n_texts) image–text similarity
+                      text_image, # (n_texts,) index of each text's image
+                      ks:Sequence[int]=(1, 5, 10), # cut-offs
+                      batch_size:int=1024, # query rows scored at a time
+                     ) -> dict: # {"i2t_R@K": …, "t2i_R@K": …} in %
+    "Recall@K in both directions for a caption set with several captions per image."
+    i2t, t2i = text_image_ranks(sims, text_image, batch_size)
     out = _recall_from_ranks(i2t, ks, "i2t_")
     out.update(_recall_from_ranks(t2i, ks, "t2i_"))
     if out["t2i_n_skipped"] == 0: del out["t2i_n_skipped"]
@@ -121,14 +129,13 @@ def _encode_labels(*label_lists):
     for l in label_lists: out.append(torch.as_tensor(inv[i:i + len(l)], dtype=torch.long)); i += len(l)
     return out
 
-def caption_match_recall(scores, # (Q, N) query–gallery scores
-                         query_labels, # (Q,) label of each query's target
-                         gallery_labels, # (N,) label of each gallery item
-                         query_items=None, # (Q,) gallery index of each query's source image, removed from its ranking
-                         ks:Sequence[int]=(1, 10, 50), # cut-offs
-                         batch_size:int=1024, # query rows scored at a time
-                        ) -> dict: # {"R@K": %, "n_skipped": queries with no gallery item of their label}
-    "Recall@K where a hit is any top-K item whose label equals the query target's."
+def caption_match_ranks(scores, # (Q, N) query–gallery scores
+                        query_labels, # (Q,) label of each query's target
+                        gallery_labels, # (N,) label of each gallery item
+                        query_items=None, # (Q,) gallery index of each query's source image, removed from its ranking
+                        batch_size:int=1024, # query rows scored at a time
+                       ) -> torch.Tensor: # (Q,) 0-based rank of the first item with the target's label (-1: none)
+    "Per composed query, the rank of its first hit (an item whose label equals the target's)."
     s = as_tensor(scores, "scores", ndim=2, finite=True); _nonempty(s)
     Q, N = s.shape
     if len(query_labels) != Q or len(gallery_labels) != N:
@@ -136,10 +143,15 @@ def caption_match_recall(scores, # (Q, N) query–gallery scores
     ql, gl = (t.to(s.device) for t in _encode_labels(query_labels, gallery_labels))
     qi = None if query_items is None else as_ints(query_items, "query_items", ndim=1, device=s.device)
     cols = torch.arange(N, device=s.device)
-    ranks = torch.cat([best_positive_rank(s[sl], ql[sl, None] == gl[None],
-                                          None if qi is None else qi[sl, None] == cols[None])
-                       for sl in batch_slices(Q, batch_size)])
-    return _recall_from_ranks(ranks, ks)
+    return torch.cat([best_positive_rank(s[sl], ql[sl, None] == gl[None], None if qi is None else qi[sl, None] == cols[None])
+                      for sl in batch_slices(Q, batch_size)])
+
+def caption_match_recall(scores, query_labels, gallery_labels, query_items=None,
+                         ks:Sequence[int]=(1, 10, 50), # cut-offs
+                         batch_size:int=1024,
+                        ) -> dict: # {"R@K": %, "n_skipped": queries with no gallery item of their label}
+    "Recall@K where a hit is any top-K item whose label equals the query target's (TIRG's protocol)."
+    return _recall_from_ranks(caption_match_ranks(scores, query_labels, gallery_labels, query_items, batch_size), ks)
 
 # %% ../nbs/01_metrics.ipynb #de08528c
 def rank_order(scores:torch.Tensor, # (Q, N) scores
@@ -218,11 +230,11 @@ OXFORD_PROTOCOLS = {  # protocol: (positive keys, junk keys)
     "hard": (("hard",), ("junk", "easy")),
 }
 
-def oxford_map(scores, # (Q, N) query–database scores
-               gnd:Sequence[dict], # per query: index lists `good`/`ok`/`junk` or `easy`/`hard`/`junk`
-               protocol:str="classic", # "classic", or revisited "easy", "medium", "hard"
-              ) -> dict: # {"mAP": %, "n_skipped": queries without positives}
-    "mAP of the Oxford/Paris protocol (classic or revisited E/M/H), trapezoid-rule AP."
+def oxford_ap(scores, # (Q, N) query–database scores
+              gnd:Sequence[dict], # per query: index lists `good`/`ok`/`junk` or `easy`/`hard`/`junk`
+              protocol:str="classic", # "classic", or revisited "easy", "medium", "hard"
+             ) -> torch.Tensor: # (Q,) AP in [0, 1], NaN for a query without positives
+    "Per query, the trapezoid-rule AP of the Oxford/Paris protocol (classic or revisited E/M/H)."
     if protocol not in OXFORD_PROTOCOLS: raise ValueError(f"protocol={protocol!r}; use one of {list(OXFORD_PROTOCOLS)}.")
     s = as_tensor(scores, "scores", ndim=2, finite=True); _nonempty(s)
     if len(gnd) != len(s): raise ValueError(f"gnd has {len(gnd)} queries but scores has {len(s)} rows.")
@@ -232,13 +244,66 @@ def oxford_map(scores, # (Q, N) query–database scores
     lists = lambda keys: [np.concatenate([as_ints(g.get(k, []), f"gnd[{q}][{k!r}]").reshape(-1).numpy() for k in keys]) for q, g in enumerate(gnd)]
     pos = lists_to_mask(lists(pk), s.shape[1], s.device)
     junk = lists_to_mask(lists(jk), s.shape[1], s.device) & ~pos
-    return _mean(trapezoid_ap(s, pos, junk), "mAP")
+    return trapezoid_ap(s, pos, junk)
+
+def oxford_map(scores, gnd:Sequence[dict], protocol:str="classic") -> dict: # {"mAP": %, "n_skipped": queries without positives}
+    "mAP of the Oxford/Paris protocol (classic or revisited E/M/H), trapezoid-rule AP."
+    return _mean(oxford_ap(scores, gnd, protocol), "mAP")
 
 # %% ../nbs/01_metrics.ipynb #ef406ab5
-def claim(diff:float, # measured difference, in points (the claimed better minus the other)
-          margin:float=1.0, # differences smaller than this (in absolute value) are not called either way
-         ) -> str:
-    "The verdict on a claimed improvement: 'holds', 'within noise (±margin)' or 'does NOT hold'."
-    if diff >= margin: return "holds"
-    if diff > -margin: return f"within noise (|Δ| < {margin:g}): neither holds nor fails"
-    return "does NOT hold"
+from dataclasses import dataclass
+
+def paired_bootstrap(a, # (n,) per-query values of the claimed better method
+                     b, # (n,) per-query values of the other, on the same queries
+                     n_boot:int=10_000, # bootstrap resamples
+                     level:float=0.95, # confidence level of the interval
+                     seed:int=0,
+                     groups=None, # (n,) cluster of each query (e.g. the image of each caption): clusters are resampled whole
+                    ) -> tuple[float, float, float, int]: # observed mean difference, interval low, high, and queries used
+    "Percentile interval of the mean of a − b by a seeded paired bootstrap over queries (or over their clusters)."
+    a, b = (as_tensor(x, n, ndim=1, dtype=torch.float64) for x, n in ((a, "a"), (b, "b")))
+    if len(a) != len(b): raise ValueError(f"{len(a)} and {len(b)} per-query values: a paired test needs the same queries.")
+    ok = ~(a.isnan() | b.isnan())
+    d = (a - b)[ok]
+    if len(d) == 0: raise ValueError("paired_bootstrap: no query has a value for both methods.")
+    g = torch.arange(len(d)) if groups is None else torch.unique(as_ints(groups, "groups", ndim=1)[ok], return_inverse=True)[1]
+    sums, cnt = torch.zeros(int(g.max()) + 1, dtype=torch.float64).index_add_(0, g, d), torch.bincount(g).double()
+    G, gen, means = len(cnt), torch.Generator().manual_seed(seed), []
+    for s in batch_slices(check_int(n_boot, "n_boot", min=100), 1000):
+        pick = torch.randint(0, G, (s.stop - s.start, G), generator=gen)
+        means.append(sums[pick].sum(1) / cnt[pick].sum(1))
+    lo, hi = torch.quantile(torch.cat(means), torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
+    return float(d.mean()), lo, hi, int(len(d))
+
+@dataclass
+class Verdict:
+    "A claimed improvement, tested: the observed difference, its bootstrap interval, and what they allow one to say."
+    claim: str          # "OPEN > PreTrain-linear-prob on t2i R@1"
+    delta: float        # observed mean difference (points)
+    lo: float; hi: float  # the interval
+    n: int              # queries
+    level: float = 0.95
+    smoke: str|None = None  # why this run is not the protocol (a smoke run), if it is not
+    @property
+    def verdict(self) -> str:
+        if self.lo > 0: return "holds"
+        if self.hi < 0: return "does NOT hold"
+        return f"not resolved at this size (n = {self.n})"
+    def __str__(self):
+        s = (f"claim: {self.claim}; observed Δ = {self.delta:+.2f}, {100 * self.level:.0f} % CI [{self.lo:+.2f}, {self.hi:+.2f}], "
+             f"n = {self.n} queries → {self.verdict}")
+        return s + (f" — {self.smoke}" if self.smoke else "")
+    def row(self) -> dict:
+        "The verdict as a table row (for CSV)."
+        return {"claim": self.claim, "delta": self.delta, "ci_low": self.lo, "ci_high": self.hi, "level": self.level, "n": self.n,
+                "verdict": self.verdict, "smoke": self.smoke or ""}
+
+def claim(better, # (n,) per-query values of the claimed better method (in the table's units, e.g. AP in points)
+          other, # (n,) per-query values of the method it is claimed to beat, same queries
+          what:str, # the claim, e.g. "Dense-CLIP > CLIP on mAP@50 s-m"
+          n_boot:int=10_000, level:float=0.95, seed:int=0,
+          groups=None, # clusters of queries resampled together (e.g. captions of one image)
+          smoke:str|None=None, # say so when the run is a smoke run ("smoke run: max_images=24")
+         ) -> Verdict:
+    "A claim tested by a paired bootstrap over queries: 'holds' only when the whole interval is above zero."
+    return Verdict(what, *paired_bootstrap(better, other, n_boot, level, seed, groups), level, smoke)

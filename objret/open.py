@@ -19,14 +19,15 @@ from torch import nn
 from .backbones import Clip, encode_texts
 from .core import as_tensor, batch_slices, batched, get_device, save_atomic, seed_everything, step_generator
 from .index import VectorIndex
-from .metrics import claim, text_image_recall
+from .metrics import Verdict, claim, text_image_ranks, text_image_recall
 from .train import clip_loss, fit
 
 # %% auto #0
 __all__ = ['RECALL_COLUMNS', 'OpenDecoder', 'LinearProbe', 'OpenModel', 'OpenFeatures', 'open_features', 'train_open',
-           'embed_open', 'open_recall', 'QueryDependentScorer', 'inference_times', 'head_captions',
+           'embed_open', 'open_recall', 'open_ranks', 'QueryDependentScorer', 'inference_times', 'head_captions',
            'load_caption_split', 'check_regions_spec', 'regions_for', 'check_open_params', 'open_experiment',
-           'open_report', 'plot_open']
+           'TinyOpenConfig', 'load_open_model', 'tiny_open_regions', 'train_tiny_open', 'tiny_open', 'open_report',
+           'plot_open', 'open_views']
 
 # %% ../nbs/21_open.ipynb #56449a13
 class OpenDecoder(nn.Module):
@@ -53,6 +54,11 @@ class OpenDecoder(nn.Module):
         a, _ = self.attn(self.ln_q(I)[:, None], kv, kv, key_padding_mask=pad, need_weights=False)
         Y = I + a[:, 0]
         return F.normalize(Y + self.ffn(Y), dim=-1)
+    @torch.no_grad()
+    def attention(self, I:torch.Tensor, X:torch.Tensor, pad:torch.Tensor|None=None) -> torch.Tensor: # (B, R), rows sum to 1
+        "How much the image embedding attends to each region (averaged over heads): what OPEN fuses, region by region."
+        kv = self.ln_kv(X)
+        return self.attn(self.ln_q(I)[:, None], kv, kv, key_padding_mask=pad, need_weights=True, average_attn_weights=True)[1][:, 0]
 
 # %% ../nbs/21_open.ipynb #eabe09ca
 class LinearProbe(nn.Module):
@@ -161,6 +167,12 @@ def open_recall(model:OpenModel|None, feats:OpenFeatures) -> dict:
     "Image→text and text→image R@1/5/10; `model=None` is zero-shot CLIP."
     img, txt = (feats.glob, feats.text) if model is None else embed_open(model, feats)
     return text_image_recall(img @ txt.T, feats.text_image)
+
+def open_ranks(model:OpenModel|None, feats:OpenFeatures) -> dict:
+    "Per query, the 0-based rank of its first right answer: `i2t` (per image) and `t2i` (per caption); `model=None` is zero-shot CLIP."
+    img, txt = (feats.glob, feats.text) if model is None else embed_open(model, feats)
+    i2t, t2i = text_image_ranks(img @ txt.T, feats.text_image)
+    return {"i2t": i2t, "t2i": t2i}
 
 # %% ../nbs/21_open.ipynb #546d0f87
 class QueryDependentScorer(nn.Module):
@@ -309,7 +321,7 @@ def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
                     seed:int=0,
                     ann_file=None, # real data: a Karpathy-format caption file anywhere (with images_dir), instead of data_root's layout
                     images_dir=None, # the folder ann_file's file names are relative to
-                   ) -> dict: # table, times, history (DataFrames) and info (dict)
+                   ) -> dict: # table, times, history (DataFrames), info, models, per-query ranks, test features, captions and regions
     "Train and evaluate zero-shot CLIP, PreTrain-linear-prob and OPEN on a caption set; time both inference modes."
     from objret.backbones import create_clip
     from objret.core import fingerprint, load_pt, objret_home, stable_repr, state_digest
@@ -334,18 +346,88 @@ def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
             if pretrained is not None: save_atomic({"feats": vars(feats[split]), "stats": stats}, f)
         info.update(stats)
         info[f"{split}_images"], info[f"{split}_captions"] = len(caps), len(caps.captions)
+    info["smoke"] = None if max_images is None else f"smoke run (max_images={max_images}: the first {max_images} images of each split), not the protocol"
     dim = feats["train"].glob.shape[1]
     heads = 8 if dim % 8 == 0 else 1
     seed_everything(seed); probe = OpenModel(dim, regions=False)         # each model seeded right before it is built:
     seed_everything(seed); opn = OpenModel(dim, regions=True, heads=heads)   # a warm feature cache draws nothing else first
     hist = pd.concat([train_open(m, feats["train"], epochs, batch_size, lr, seed=seed, device=device).assign(model=name)
                       for name, m in (("PreTrain-linear-prob", probe), ("OPEN", opn))])
-    rows = [{"method": name, **open_recall(m, feats["test"])} for name, m in (("zero-shot CLIP", None), ("PreTrain-linear-prob", probe), ("OPEN", opn))]
+    models = {"zero-shot CLIP": None, "PreTrain-linear-prob": probe, "OPEN": opn}
+    rows = [{"method": name, **open_recall(m, feats["test"])} for name, m in models.items()]
+    ranks = {name: open_ranks(m, feats["test"]) for name, m in models.items()}
     table = pd.DataFrame(rows)[["method"] + [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]]
     sizes = [n for n in time_sizes if n <= len(feats["test"])] or [len(feats["test"])]
     seed_everything(seed); scorer = QueryDependentScorer(dim, heads=heads)
     times = inference_times(opn, scorer, feats["test"], sizes, device=device)
-    return dict(table=table, times=times, history=hist, info=info)
+    return dict(table=table, times=times, history=hist, info=info, models=models, ranks=ranks, test=feats["test"], test_caps=caps, test_regions=r)
+
+# %% ../nbs/21_open.ipynb #533c0cbe
+from .train import TinyClipConfig, TinyDetectorConfig, config_key, finish_run, start_run, trained_dir, trained_or_train
+
+@dataclass(frozen=True)
+class TinyOpenConfig:
+    "Everything that determines the tiny OPEN decoder (its hash keys the cache)."
+    clip:str = f"tiny-clip-{TinyClipConfig().key()}"             # the CLIP run whose embeddings it fuses
+    detector:str = f"tiny-detector-{TinyDetectorConfig().key()}" # the detector run whose boxes are its regions
+    min_score:float = 0.2          # detections kept (the tiny detector spreads its scores over 64 look-alike classes)
+    max_regions:int = 10           # regions per image (best scores)
+    n_train:int = 10000            # the tiny CLIP's world: generated once, shared
+    n_eval:int = 1000
+    world_seed:int = 0
+    epochs:int = 10
+    batch_size:int = 256
+    lr:float = 3e-3
+    heads:int = 8
+    seed:int = 0
+    def key(self) -> str: return config_key(self)
+
+def load_open_model(path:str|Path, # a state_dict of an `OpenModel`, or a `train_open` checkpoint
+                    heads:int=8, # attention heads of its decoder (the weights do not say)
+                    device:str="auto",
+                   ) -> OpenModel:
+    "A trained OPEN model from a file, its width read from the weights."
+    from objret.core import load_pt
+    sd = load_pt(path, "OPEN model")
+    sd = sd.get("model", sd) if isinstance(sd, dict) else sd
+    if not isinstance(sd, dict) or "text.lin.weight" not in sd or "image.attn.in_proj_weight" not in sd:
+        raise ValueError(f"{path} is not an OPEN model (no text.lin / image.attn weights); train one with objret.open.train_open or tiny_open().")
+    m = OpenModel(int(sd["text.lin.weight"].shape[0]), regions=True, heads=heads)
+    try: m.load_state_dict(sd)
+    except RuntimeError as e: raise RuntimeError(f"cannot load {path} into an OPEN model: {str(e).splitlines()[0][:200]}") from None
+    return m.to(get_device(device)).eval()
+
+def tiny_open_regions(files_root, files, device:str="auto", cfg:TinyOpenConfig=TinyOpenConfig()):
+    "The tiny detector's regions of a list of images, as the tiny OPEN decoder was trained with them."
+    from objret.backbones import TINY_DETECTORS
+    from objret.data import ImageDataset
+    from objret.regions import filter_regions, torchvision_detector, torchvision_regions
+    d = trained_dir(cfg.detector)
+    if d is None: raise FileNotFoundError(f"detector run {cfg.detector!r} not found; objret.train.tiny_detector() trains it.")
+    det = torchvision_detector(next(iter(TINY_DETECTORS)), d/"model.pt", device)
+    return filter_regions(torchvision_regions(ImageDataset(files_root, files), det, min_score=cfg.min_score), top_n=cfg.max_regions)
+
+def train_tiny_open(cfg:TinyOpenConfig=TinyOpenConfig(), out:str|Path|None=None, device:str="auto") -> Path:
+    "Train the tiny OPEN decoder on the synthetic world with the tiny detector's regions; write `model.pt`, `history.csv`, `config.json`."
+    from objret.backbones import create_clip
+    from objret.core import objret_home
+    from objret.data import load_captions
+    from objret.synth import object_world
+    out = start_run(cfg, out or objret_home("models", f"tiny-open-{cfg.key()}"))
+    d = trained_dir(cfg.clip)
+    if d is None: raise FileNotFoundError(f"CLIP run {cfg.clip!r} not found; objret.train.tiny_clip() trains it.")
+    clip = create_clip(TinyClipConfig().model, pretrained=d/"model.pt", device=device)
+    world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed)
+    caps = load_captions(world/"captions.json", world/"images", "train")
+    feats = open_features(clip, caps, tiny_open_regions(caps.root, caps.files, device, cfg), max_regions=cfg.max_regions)
+    seed_everything(cfg.seed); model = OpenModel(feats.glob.shape[1], regions=True, heads=cfg.heads)
+    hist = train_open(model, feats, cfg.epochs, cfg.batch_size, cfg.lr, ckpt=out/"ckpt.pt", seed=cfg.seed, device=device)
+    return finish_run(model, hist, out)
+
+def tiny_open(cfg:TinyOpenConfig=TinyOpenConfig(), device:str="auto", retrain:bool=False) -> OpenModel:
+    "The tiny OPEN decoder (with its text probe) for the tiny CLIP: cached, shipped, else trained (a few minutes on 2 CPU cores)."
+    d = trained_or_train(f"tiny-open-{cfg.key()}", lambda out: train_tiny_open(cfg, out, device), retrain)
+    return load_open_model(d/"model.pt", cfg.heads, device)
 
 # %% ../nbs/21_open.ipynb #addaa181
 RECALL_COLUMNS = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"]
@@ -363,25 +445,53 @@ def open_report(res:dict, # what `open_experiment` returned
           f"regions {info['regions']} (α = {info['alpha']}; {info.get('test_regions_per_image', float('nan')):.2f} per image); {info['device']}")
     print(table[["method"] + RECALL_COLUMNS].round(1).to_string(index=False))
     print(f"\npaper ({paper_source}):"); print(paper[["method"] + RECALL_COLUMNS].to_string(index=False))
-    t = table.set_index("method"); d = t.loc["OPEN", "t2i_R@1"] - t.loc["PreTrain-linear-prob", "t2i_R@1"]
-    print(f"\nOPEN beats PreTrain-linear-prob on text→image R@1 by {d:+.2f} points → {claim(d)}")
+    hit = lambda m: (res["ranks"][m]["t2i"] == 0).double() * 100                 # per caption: its image ranked first
+    verdict = claim(hit("OPEN"), hit("PreTrain-linear-prob"), "OPEN > PreTrain-linear-prob on t2i R@1",
+                    groups=res["test"].text_image, smoke=info.get("smoke"))      # an image's five captions resampled together
+    print(f"\n{verdict}")
     times = res["times"].assign(dataset=ds, device=info["device"])
     print("\ninference, every caption over the collection (seconds):"); print(times.round(3).to_string(index=False))
     print("paper, MSCOCO 5K: query-dependent 6349.5 s, query-agnostic 167.2 s (38.0×)")
     return pd.concat([table[["source"] + list(res["table"].columns) + [c for c in table.columns if c not in res["table"].columns and c != "source"]], paper],
-                     ignore_index=True), times
+                     ignore_index=True), times, verdict
 
-def plot_open(table:pd.DataFrame, times:pd.DataFrame, path:str|Path, title:str=""):
-    "R@K bars of objret's rows and seconds against collection size for both inference modes, saved atomically as PNG."
+def plot_open(table:pd.DataFrame, times:pd.DataFrame, title:str=""):
+    "R@K bars of objret's rows (and the paper's, hatched) and seconds against collection size for both inference modes."
     import matplotlib.pyplot as plt, seaborn as sns
-    from objret.core import atomic_path
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.6))
     mine = table[table.source.str.startswith("objret")]
-    sns.barplot(data=mine.melt(id_vars="method", value_vars=RECALL_COLUMNS, var_name="metric", value_name="recall (%)"),
-                x="metric", y="recall (%)", hue="method", ax=a1)
+    theirs = table[table.source.str.startswith("paper")].assign(method=lambda t: "paper: " + t.method)
+    bars = pd.concat([mine, theirs]).melt(id_vars="method", value_vars=RECALL_COLUMNS, var_name="metric", value_name="recall (%)")
+    sns.barplot(data=bars, x="metric", y="recall (%)", hue="method", ax=a1)
+    for p, m in zip(a1.patches, [m for m in bars.method.unique() for _ in RECALL_COLUMNS]):
+        if m.startswith("paper"): p.set_hatch("//"); p.set_alpha(0.6)
     a1.legend(fontsize=7); a1.tick_params(axis="x", labelsize=7); a1.set_title(f"{title} Recall@K", fontsize=9)
     sns.lineplot(data=times.melt(id_vars="images", value_vars=["query_agnostic_s", "query_dependent_s"], var_name="inference", value_name="seconds"),
                  x="images", y="seconds", hue="inference", marker="o", ax=a2)
     a2.set_xscale("log"); a2.set_yscale("log"); a2.set_title("every caption over the collection", fontsize=9)
-    with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    fig.tight_layout()
+    return fig
+
+def open_views(res:dict, # what `open_experiment` returned
+               n:int=2, # queries: the first caption of each of the first `n` test images (not chosen)
+               k:int=5, # hits per method
+              ) -> list: # matplotlib figures
+    "For the first test captions: the probe's and OPEN's top-k images (the caption's own framed green), and OPEN's regions with its attention."
+    from objret.regions import _rank_in_image
+    from objret.viz import hits_frame, region_weights, show_results
+    caps, f, r = res["test_caps"], res["test"], res["test_regions"]
+    paths = [caps.root/p for p in caps.files]
+    emb = {m: embed_open(res["models"][m], f) for m in ("PreTrain-linear-prob", "OPEN")}
+    figs = []
+    for t in [int((f.text_image == i).nonzero()[0]) for i in range(min(n, len(caps)))]:
+        own, rows = int(f.text_image[t]), {}
+        for name, (img, txt) in emb.items():
+            s, i = (img @ txt[t]).topk(min(k, len(img)))
+            rows[name] = hits_frame(i, s, paths, positives=(i == own), method=name)
+        figs.append(show_results(rows, caps.captions[t], title=f"test caption {t}; its image: {caps.files[own]}"))
+        top = int((emb["OPEN"][0] @ emb["OPEN"][1][t]).argmax())
+        order, _ = _rank_in_image(r)                                       # the slots of X, as region_tensors fills them
+        boxes = r.boxes[order[r.box_image[order] == top]][:int((~f.pad[top]).sum())]
+        w = res["models"]["OPEN"].image.attention(f.glob[top:top + 1], f.X[top:top + 1], f.pad[top:top + 1])[0, :len(boxes)]
+        figs.append(region_weights(paths[top], boxes, w, "OPEN's top hit: its regions, weighted by the decoder's attention"))
+    return figs

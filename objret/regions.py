@@ -21,8 +21,9 @@ from .data import ImageDataset, ObjectSet, clean_boxes, image_batches, load_imag
 
 # %% auto #0
 __all__ = ['DETECTORS', 'POOLINGS', 'GEM_EPS', 'RegionSet', 'make_regions', 'filter_regions', 'gt_regions', 'load_detections',
-           'torchvision_detector', 'torchvision_regions', 'owl_regions', 'cluster_regions', 'embed_images_and_regions',
-           'gem_power', 'gem_root', 'global_pool', 'pool_boxes', 'roi_embeddings', 'region_tensors']
+           'torchvision_detector', 'torchvision_regions', 'owl_regions', 'cluster_regions', 'pixel_box',
+           'embed_images_and_regions', 'gem_power', 'gem_root', 'global_pool', 'pool_boxes', 'roi_embeddings',
+           'region_tensors']
 
 # %% ../nbs/20_regions.ipynb #f9796e1f
 @dataclass
@@ -242,6 +243,15 @@ def cluster_regions(labels:torch.Tensor, # (N, P) cluster label of each patch (f
 
 # %% ../nbs/20_regions.ipynb #078202fd
 from .backbones import select_map
+def pixel_box(box:Sequence[float], # x1, y1, x2, y2 in pixels (fractional)
+              size:tuple, # the image's (width, height)
+             ) -> tuple: # integer x1, y1, x2, y2
+    "A box rounded outwards to whole pixels inside the image, at least one pixel wide and high (a crop is never empty)."
+    import math
+    W, H = size
+    x1, y1 = min(max(0, math.floor(box[0])), W - 1), min(max(0, math.floor(box[1])), H - 1)
+    return x1, y1, min(W, max(x1 + 1, math.ceil(box[2]))), min(H, max(y1 + 1, math.ceil(box[3])))
+
 class _ImageCrops(torch.utils.data.Dataset):
     "Each image, preprocessed, with its regions' crops: every image file is decoded once."
     def __init__(self, root, files, r:RegionSet, transform):
@@ -253,7 +263,7 @@ class _ImageCrops(torch.utils.data.Dataset):
         im = load_image(self.root/self.files[i])
         if (im.height, im.width) != tuple(self.r.sizes[i].tolist()):
             raise ValueError(f"{self.files[i]} is {im.height}×{im.width} px but its regions were made for {tuple(self.r.sizes[i].tolist())}.")
-        crops = [self.tf(im.crop(tuple(self.r.boxes[j].tolist()))) for j in self.of[i]]
+        crops = [self.tf(im.crop(pixel_box(self.r.boxes[j].tolist(), im.size))) for j in self.of[i]]
         return self.tf(im), crops, self.of[i], i
 
 def _collate_crops(items):

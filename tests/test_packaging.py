@@ -91,12 +91,14 @@ def test_shipped_runs_match_their_configs():
     "Every run in objret/weights/ is named by the hash of the config it was trained with, loads, and the default recipes ship."
     import json
     from objret.backbones import cnn_backbone, create_clip
+    from objret.open import TinyOpenConfig, load_open_model
     from objret.regions import torchvision_detector
     from objret.train import TinyClipConfig, TinyCnnConfig, TinyDetectorConfig, shipped_dir
-    kinds = {"tiny-clip": TinyClipConfig, "tiny-cnn": TinyCnnConfig, "tiny-detector": TinyDetectorConfig}
+    kinds = {"tiny-clip": TinyClipConfig, "tiny-cnn": TinyCnnConfig, "tiny-detector": TinyDetectorConfig, "tiny-open": TinyOpenConfig}
     load = {"tiny-clip": lambda c, p: create_clip(c.model, pretrained=p, device="cpu"),
             "tiny-cnn": lambda c, p: cnn_backbone(c.model, p, device="cpu"),
-            "tiny-detector": lambda c, p: torchvision_detector(c.model, p, device="cpu")}
+            "tiny-detector": lambda c, p: torchvision_detector(c.model, p, device="cpu"),
+            "tiny-open": lambda c, p: load_open_model(p, c.heads, device="cpu")}
     runs = sorted(d for d in shipped_dir().iterdir() if d.is_dir())
     assert {d.name for d in runs} >= {f"{k}-{c().key()}" for k, c in kinds.items()}
     for d in runs:
