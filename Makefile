@@ -1,25 +1,27 @@
 # objret's two everyday commands (the README's quick start) and the checks CI adds.
 #   make reproduce   install into .venv and run the default reproduce notebook on the embedded synthetic world
 #   make test        install into .venv and run nbdev-test and pytest tests/
-#   make test-slow   also the notebook cells that need the trained tiny CLIP (`#| slow`; trains it once, ≈10 min)
+#   make test-slow   also the notebook cells marked `#| slow` (the tiny CLIP over the whole test split: minutes)
 #   PARAMS='-p max_images 40'  extra papermill parameters for `make reproduce`
+#   FAISS=cpu VENV=.venv-cpu   install faiss-cpu instead of faiss-gpu (CPU-only machines, macOS), in its own venv
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 MAIN_NB ?= nbs/reproduce_flickr.ipynb
 RESULTS ?= results
 PARAMS  ?=
+FAISS   ?= gpu
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install reproduce test test-slow check-sync readme bench
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed-$(FAISS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,$(FAISS)]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-$(FAISS)
 
 reproduce: install
 	mkdir -p $(RESULTS)
@@ -44,8 +46,10 @@ check-sync: install
 	if [ "$$before" != "$$after" ]; then echo "nbdev-export/nbdev-clean changed files: notebooks and objret/ were out of sync or unclean"; \
 	  git status --short -- objret nbs; exit 1; fi; echo "notebooks and objret/ in sync and clean"
 
+# README.md from nbs/index.ipynb; its images live in nbs/images/ (relative to the notebook, so the docs site finds them too)
 readme: install
 	$(BIN)/jupyter nbconvert --log-level=WARN --to markdown nbs/index.ipynb --output-dir . --output README
+	sed -i 's#](images/#](nbs/images/#g' README.md
 
 bench: install
 	$(BIN)/python bench/index.py

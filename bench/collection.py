@@ -1,7 +1,7 @@
 """Collections at scale: pipeline overhead, Ray against local, memory of a build, and multi-vector search on a simulated
 million-image Cluster-CLIP collection. Every ratio is measured in one run of this script.
 
-    python bench/collection.py            # the sizes the collections issue names (≈ 1 h on a 2-core CPU, most of it the 1M search)
+    python bench/collection.py            # full sizes (≈ 1 h on a 2-core CPU, most of it the 1M-image search)
     python bench/collection.py --quick    # small sizes, a few minutes: the same code paths
 
 1. Pipeline overhead: images/s of `build_collection(engine="local")` (decode, prepare, embed, write shards) against
@@ -14,6 +14,9 @@ million-image Cluster-CLIP collection. Every ratio is measured in one run of thi
    multi-vector index (IVF-PQ, ± `refine`: candidates re-scored exactly from the vectors on disk) against a
    single-vector index over the same images in the same family (one vector per image, lists of the same length), with
    recall@10 of the exact multi-vector top 10 (computed by streaming the same chunks), q/s and bytes per image of each.
+4. Where search recall is lost (`limit`): on the first tenth of the same collection, every list probed, the share of
+   the planted matches among the top C vectors that IVF-PQ returns, for C = 8, 32 and 128 per item wanted (what
+   `refine` can re-score): what the PQ code keeps of random vectors, apart from the coarse quantiser.
 """
 import argparse, json, math, os, resource, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -75,7 +78,7 @@ def memory(n, tmp):
     folder, files = images_folder(10 * n, tmp)
     rss = {}
     for m in (n, 10 * n):
-        lst = Path(tmp)/f"list{m}.txt"; lst.write_text("\n".join(str(f.relative_to(lst.parent)) if False else str(f) for f in files[:m]))
+        lst = Path(tmp)/f"list{m}.txt"; lst.write_text("\n".join(str(f) for f in files[:m]))
         out = Path(tmp)/f"mem{m}"; shutil.rmtree(out, ignore_errors=True)
         r = subprocess.run([sys.executable, "-c", CHILD, str(lst), str(out)], capture_output=True, text=True, check=True)
         got, kb = (int(v) for v in r.stdout.split()[-2:])
@@ -162,10 +165,32 @@ def search(n_images, reps, dim, n_queries, chunk_images, code, nlist, tmp, cos=(
         else: print(f"  → {what}: no nprobe tried reached 95 % recall of the exact multi-vector top 10 (best {100 * max(r['multi', refine][1] for _, r in rows):.1f} %); {b:.0f} bytes/image")
 
 
+def limit(n_images, reps, dim, n_queries, chunk_images, code, nlist, cos=(0.60, 0.90), seed=0):
+    "Share of the planted matches among IVF-PQ's top C vectors, every list probed: the code's limit, not the probing's."
+    import faiss
+    rng = np.random.default_rng(seed)
+    Q = rng.standard_normal((n_queries, dim)).astype(np.float32); Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    planted, truth = {}, [set() for _ in range(n_queries)]
+    for qi in range(n_queries):
+        for j, img in enumerate(rng.choice(n_images, 10, replace=False)):
+            truth[qi].add(int(img))
+            planted.setdefault(int(img) // chunk_images, []).append((int(img), int(rng.integers(reps)), Q[qi], cos[0] + (cos[1] - cos[0]) * j / 9))
+    x = np.concatenate([chunk(c, chunk_images, reps, dim, seed, planted) for c in range(math.ceil(n_images / chunk_images))])[:n_images * reps]
+    owner = np.repeat(np.arange(n_images), reps)
+    idx = faiss.index_factory(dim, f"IVF{nlist},{code}", faiss.METRIC_INNER_PRODUCT)
+    idx.train(x[rng.choice(len(x), min(len(x), 200_000), replace=False)]); idx.add(x)
+    faiss.ParameterSpace().set_index_parameter(idx, "nprobe", nlist)
+    for per in (8, 32, 128):
+        _, I = idx.search(Q, 10 * per)
+        held = np.mean([len(set(owner[I[q]].tolist()) & truth[q]) / 10 for q in range(n_queries)])
+        print(f"limit: {n_images} images × {reps} ({dim}-d), IVF{nlist},{code}, all lists probed: the top {10 * per:5d} vectors "
+              f"hold {100 * held:5.1f} % of the planted top 10", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes: the same code, in minutes")
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: pipeline, memory, search")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: pipeline, memory, search, limit")
     a = ap.parse_args()
     os.environ.setdefault("OBJRET_PROGRESS", "0")
     skip = set(a.skip.split(","))
@@ -177,6 +202,9 @@ def main():
         if "search" not in skip:
             if a.quick: search(20_000, 10, 128, 50, 5_000, "PQ8x6", 1024, tmp)
             else: search(1_000_000, 10, 512, 200, 50_000, "PQ16x6", 8192, tmp)
+        if "limit" not in skip:
+            if a.quick: limit(2_000, 10, 128, 50, 1_000, "PQ8x6", 102)
+            else: limit(100_000, 10, 512, 200, 50_000, "PQ16x6", 819)
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
 

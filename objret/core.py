@@ -6,7 +6,7 @@ Docs: https://objret.github.io/objret/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #157731fd
 from __future__ import annotations
-import contextlib, hashlib, json, numbers, operator, os, random, shutil, socket, tempfile, warnings
+import contextlib, hashlib, json, numbers, operator, os, random, re, shutil, socket, tempfile, warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -172,6 +172,16 @@ def _tmp_prefix(path:Path) -> str:
     "Prefix of a temporary beside `path`: `.<name>.<host>~<pid>.`, so that stale ones can be told from live ones."
     return f".{path.name}.{socket.gethostname()}~{os.getpid()}."
 
+def _umask() -> int:
+    "The process's umask, read without changing it where the system tells it (a set-and-restore would race with threads)."
+    try: return int(re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.M).group(1), 8)
+    except (OSError, AttributeError):
+        m = os.umask(0o22); os.umask(m); return m
+
+def _as_created(tmp:Path, directory:bool=False):
+    "Give a temporary the permissions a plain `open`/`mkdir` would (mkstemp/mkdtemp make them private: 0600/0700)."
+    os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
+
 @contextlib.contextmanager
 def atomic_path(path:str|Path, # the file to write
                ) -> Iterator[Path]:
@@ -182,7 +192,7 @@ def atomic_path(path:str|Path, # the file to write
     try:
         yield tmp
         with open(tmp, "rb+") as f: os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _as_created(tmp); os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True); raise
 
@@ -239,6 +249,7 @@ def atomic_dir(path:str|Path, # the directory to write
     try: yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
+    _as_created(tmp, directory=True)
     if path.exists() and _exchange(tmp, path):          # one step: `path` is never missing; tmp now holds the old copy
         shutil.rmtree(tmp, ignore_errors=True); return
     old = None
@@ -248,7 +259,7 @@ def atomic_dir(path:str|Path, # the directory to write
 
 # %% ../nbs/00_core.ipynb #dc089ceb
 def _write_json(o, p): Path(p).write_text(json.dumps(o, indent=2, sort_keys=True))
-def _write_csv(o, p): o.to_csv(p, index=False)
+def _write_csv(o, p): o.to_csv(p, index=False, float_format="%.6g")  # 33.2, not 33.19999873638153 (float32 widened)
 def _write_npy(o, p):
     with open(p, "wb") as f: np.save(f, np.asarray(o))  # a file object: np.save would append ".npy" to a name
 

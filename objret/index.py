@@ -9,7 +9,10 @@ from __future__ import annotations
 import json, warnings
 from pathlib import Path
 
-import faiss
+try: import faiss
+except ImportError as e:  # objret[gpu] installs faiss-gpu, objret[cpu] faiss-cpu: one of them must be there
+    raise ImportError("objret.index needs faiss: pip install 'objret[gpu]' (Linux with CUDA) or 'objret[cpu]' "
+                      "(CPU-only, macOS)") from e
 import numpy as np
 import torch
 

@@ -458,17 +458,20 @@ def open_report(res:dict, # what `open_experiment` returned
 def plot_open(table:pd.DataFrame, times:pd.DataFrame, title:str=""):
     "R@K bars of objret's rows (and the paper's, hatched) and seconds against collection size for both inference modes."
     import matplotlib.pyplot as plt, seaborn as sns
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.5, 3.6), gridspec_kw={"width_ratios": [1.4, 1]})
     mine = table[table.source.str.startswith("objret")]
     theirs = table[table.source.str.startswith("paper")].assign(method=lambda t: "paper: " + t.method)
     bars = pd.concat([mine, theirs]).melt(id_vars="method", value_vars=RECALL_COLUMNS, var_name="metric", value_name="recall (%)")
     sns.barplot(data=bars, x="metric", y="recall (%)", hue="method", ax=a1)
     for p, m in zip(a1.patches, [m for m in bars.method.unique() for _ in RECALL_COLUMNS]):
         if m.startswith("paper"): p.set_hatch("//"); p.set_alpha(0.6)
-    a1.legend(fontsize=7); a1.tick_params(axis="x", labelsize=7); a1.set_title(f"{title} Recall@K", fontsize=9)
-    sns.lineplot(data=times.melt(id_vars="images", value_vars=["query_agnostic_s", "query_dependent_s"], var_name="inference", value_name="seconds"),
-                 x="images", y="seconds", hue="inference", marker="o", ax=a2)
-    a2.set_xscale("log"); a2.set_yscale("log"); a2.set_title("every caption over the collection", fontsize=9)
+    a1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    a1.tick_params(axis="x", labelsize=7); a1.set_ylim(0, 100); a1.set_title(f"{title} Recall@K", fontsize=9)
+    names = {"query_agnostic_s": "query-agnostic (OPEN: embed once, then a product)", "query_dependent_s": "query-dependent (a pass per caption–image pair)"}
+    long = times.melt(id_vars="images", value_vars=list(names), var_name="inference", value_name="seconds").replace({"inference": names})
+    sns.lineplot(data=long, x="images", y="seconds", hue="inference", marker="o", ax=a2)
+    a2.set_xscale("log"); a2.set_yscale("log"); a2.set_xticks(times.images.tolist(), [str(v) for v in times.images.tolist()])
+    a2.minorticks_off(); a2.legend(fontsize=7, title=None); a2.set_title("inference time, every caption over the collection", fontsize=9)
     fig.tight_layout()
     return fig
 

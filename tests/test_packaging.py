@@ -22,10 +22,56 @@ def test_environment_yml_has_every_runtime_dependency():
     for d in env["dependencies"]:
         if isinstance(d, dict): names |= {_name(x) for x in d.get("pip", [])}
         else: names.add(_name(d))
-    deps = _pyproject()["project"]["dependencies"] + _pyproject()["project"]["optional-dependencies"]["dev"]
+    extras = _pyproject()["project"]["optional-dependencies"]
+    deps = _pyproject()["project"]["dependencies"] + extras["dev"] + extras["gpu"]
     missing = [d for d in deps if CONDA_NAMES.get(_name(d), _name(d)) not in names]
     assert not missing, f"environment.yml lacks {missing}"
     assert len(deps) >= 12
+
+
+def test_faiss_comes_from_exactly_one_extra():
+    "faiss-gpu and faiss-cpu both install the `faiss` module: the base install holds neither, each extra one."
+    proj = _pyproject()["project"]
+    assert not [d for d in proj["dependencies"] if _name(d).startswith("faiss")]
+    extras = proj["optional-dependencies"]
+    assert [_name(d) for d in extras["gpu"]] == ["faiss-gpu"] and [_name(d) for d in extras["cpu"]] == ["faiss-cpu"]
+    assert not [d for d in extras["dev"] if _name(d).startswith("faiss")]
+    assert re.search(r"FAISS\s*\?=\s*gpu", (ROOT/"Makefile").read_text())      # `make install FAISS=cpu` switches
+
+
+CPU_INDEX_CHECK = """
+import sys, tempfile, pathlib, faiss, torch
+assert pathlib.Path(faiss.__file__).is_relative_to(sys.argv[1]), faiss.__file__
+from objret.index import VectorIndex, faiss_gpu_count
+assert faiss_gpu_count() == 0
+g = torch.Generator().manual_seed(0)
+x = torch.nn.functional.normalize(torch.randn(3000, 32, generator=g), dim=1)
+q = x[::30] + 0.05 * torch.randn(100, 32, generator=g)
+exact = VectorIndex(32).add(x, counts=[3] * 1000)
+ivf = VectorIndex(32, "IVF16,Flat", nprobe=16).train(x).add(x, counts=[3] * 1000)
+(s1, i1), (s2, i2) = exact.search(q, k=5), ivf.search(q, k=5)
+assert torch.equal(i1, i2) and torch.allclose(s1, s2, atol=1e-5)
+assert (i1[:, 0] == torch.arange(0, 1000, 10)).all()
+d = pathlib.Path(tempfile.mkdtemp()) / "ix"
+ivf.save(d); s3, i3 = VectorIndex.load(d).search(q, k=5)
+assert torch.equal(i3, i2)
+print("faiss-cpu", faiss.__version__, "ok")
+"""
+
+
+def test_objret_index_runs_on_the_faiss_cpu_wheel(tmp_path):
+    "The CPU-only install (`objret[cpu]`): objret.index on faiss-cpu's wheel, without replacing this venv's faiss-gpu."
+    target = tmp_path/"faiss-cpu"
+    spec = _pyproject()["project"]["optional-dependencies"]["cpu"][0]
+    got = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                          "--target", str(target), spec], capture_output=True, text=True)
+    if got.returncode and not os.environ.get("CI"):
+        import pytest; pytest.skip(f"cannot install {spec} from the package index here: {got.stderr[-300:]}")
+    assert got.returncode == 0, got.stderr
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)])}
+    out = subprocess.run([sys.executable, "-c", CPU_INDEX_CHECK, str(target)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok" in out.stdout
 
 
 def test_nbdev3_config():
@@ -54,7 +100,9 @@ def test_readme_quick_start_is_two_commands_that_exist():
 def test_readme_is_generated_from_index_notebook(tmp_path):
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--log-level=WARN", "--to", "markdown",
                     str(ROOT/"nbs"/"index.ipynb"), "--output-dir", str(tmp_path), "--output", "README"], check=True)
-    assert (tmp_path/"README.md").read_text() == (ROOT/"README.md").read_text(), "README.md is stale: run `make readme`"
+    got = (tmp_path/"README.md").read_text().replace("](images/", "](nbs/images/")     # as `make readme` rewrites it
+    assert got == (ROOT/"README.md").read_text(), "README.md is stale: run `make readme`"
+    for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", got): assert (ROOT/img).is_file(), f"README shows {img}, which is not in the repository"
 
 
 def test_reproduce_notebooks_keep_their_parameters_cell():
@@ -106,3 +154,18 @@ def test_shipped_runs_match_their_configs():
         cfg = kinds[kind](**json.loads((d/"config.json").read_text()))
         assert cfg.key() == key, f"{d.name}: its config.json hashes to {cfg.key()}"
         assert load[kind](cfg, d/"model.pt") is not None
+
+
+def test_readme_gives_every_data_set_layout():
+    "Each entry of objret.data.DATASETS appears in the README's layout table with every file it expects."
+    from objret.data import DATASETS
+    rows = {}
+    for line in (ROOT/"README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 3:
+            for name in re.findall(r"`([a-z0-9_]+)`", cells[0]): rows[name] = cells[1]
+    assert set(DATASETS) <= set(rows), f"README lacks the layout of {sorted(set(DATASETS) - set(rows))}"
+    for name, spec in DATASETS.items():
+        for f in spec["files"]:
+            f = f.replace(name, "<name>") if name in f and name.startswith(("oxford", "paris", "rox", "rpar")) else f
+            assert f"`{f}`" in rows[name], f"README: {name} should list `{f}` (objret.data.DATASETS)"

@@ -119,6 +119,9 @@ def _check_output_notebook(path, results):
         err = "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream" and o.name == "stderr")
         assert err.count("\n") < 5, f"a cell wrote {err.count(chr(10))} stderr lines:\n{err[:1500]}"
     assert not any("skip_exec" in "".join(c.source) for c in nb.cells if c.cell_type == "markdown")   # front matter stays invisible
+    from nbconvert import HTMLExporter
+    body = HTMLExporter().from_notebook_node(nb)[0]                           # as nbconvert (and a reader of its HTML) shows it
+    assert "skip_exec" not in body and "<name>" not in body      # an unescaped <name> would be an invisible HTML tag
 
 
 @pytest.mark.parametrize("nb", sorted(SMOKE))
