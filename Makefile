@@ -1,6 +1,7 @@
 # objret's two everyday commands (the README's quick start) and the checks CI adds.
 #   make reproduce   install into .venv and run the default reproduce notebook on the embedded synthetic world
 #   make test        install into .venv and run nbdev-test and pytest tests/
+#   make outputs     execute the chapter notebooks and keep their (small) outputs for JupyterLab and the docs
 #   make test-slow   also the notebook cells marked `#| slow` (the tiny CLIP over the whole test split: minutes)
 #   PARAMS='-p max_images 40'  extra papermill parameters for `make reproduce`
 #   FAISS=cpu VENV=.venv-cpu   install faiss-cpu instead of faiss-gpu (CPU-only machines, macOS), in its own venv
@@ -14,7 +15,7 @@ FAISS   ?= gpu
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install reproduce test test-slow check-sync readme bench
+.PHONY: install reproduce test test-slow check-sync readme outputs bench
 
 $(VENV)/.installed-$(FAISS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,11 @@ check-sync: install
 	after="$$(git status --porcelain -- objret nbs; git diff -- objret nbs | sha1sum)"; \
 	if [ "$$before" != "$$after" ]; then echo "nbdev-export/nbdev-clean changed files: notebooks and objret/ were out of sync or unclean"; \
 	  git status --short -- objret nbs; exit 1; fi; echo "notebooks and objret/ in sync and clean"
+
+# chapter notebooks executed with their outputs kept (small: stderr dropped, images shrunk, ≤ 200 kB per notebook)
+outputs: install
+	$(BIN)/python tools/keep_outputs.py
+	$(BIN)/nbdev-clean
 
 # README.md from nbs/index.ipynb; its images live in nbs/images/ (relative to the notebook, so the docs site finds them too)
 readme: install

@@ -1,5 +1,5 @@
 "What spans notebooks: packaging, configuration, the README's commands, and the package seen from outside."
-import os, re, subprocess, sys, tomllib
+import json, os, re, subprocess, sys, tomllib
 from pathlib import Path
 
 import nbformat, yaml
@@ -103,6 +103,7 @@ def test_readme_is_generated_from_index_notebook(tmp_path):
     got = (tmp_path/"README.md").read_text().replace("](images/", "](nbs/images/")     # as `make readme` rewrites it
     assert got == (ROOT/"README.md").read_text(), "README.md is stale: run `make readme`"
     for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", got): assert (ROOT/img).is_file(), f"README shows {img}, which is not in the repository"
+    assert not re.search(r"\b(TBD|TODO|XXX)\b", got), "README holds a placeholder: fill it with a measured value"
 
 
 def test_reproduce_notebooks_keep_their_parameters_cell():
@@ -169,3 +170,20 @@ def test_readme_gives_every_data_set_layout():
         for f in spec["files"]:
             f = f.replace(name, "<name>") if name in f and name.startswith(("oxford", "paris", "rox", "rpar")) else f
             assert f"`{f}`" in rows[name], f"README: {name} should list `{f}` (objret.data.DATASETS)"
+
+
+def _outputs(nb): return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+
+def test_chapter_notebooks_keep_small_outputs():
+    "Chapters hold their outputs (`make outputs`): under 200 kB each, no stderr, every figure shown once; the viz chapter shows figures."
+    nbs = sorted((ROOT/"nbs").glob("*.ipynb"))
+    for f in nbs:
+        nb = nbformat.read(f, as_version=4)
+        size = sum(len(json.dumps(c.get("outputs", []))) for c in nb.cells)
+        assert size <= 200_000, f"{f.name}: outputs of {size // 1000} kB; run `make outputs` (it shrinks them)"
+        assert not [o for o in _outputs(nb) if o.output_type == "stream" and o.name == "stderr"], f"{f.name} keeps stderr output"
+        for c in nb.cells:
+            imgs = [o.output_type for o in getattr(c, "outputs", []) if any(k.startswith("image/") for k in o.get("data", {}))]
+            assert not ("display_data" in imgs and "execute_result" in imgs), f"{f.name}: cell {c.get('id')} shows its figure twice"
+    viz = nbformat.read(ROOT/"nbs"/"70_viz.ipynb", as_version=4)
+    assert sum(any(k.startswith("image/") for k in o.get("data", {})) for o in _outputs(viz)) >= 5, "70_viz shows no figures: run `make outputs`"
