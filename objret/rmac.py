@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import as_ints, as_tensor, batch_slices, batched, get_device, step_generator
+from .core import as_ints, as_tensor, batch_slices, batched, check_choice, get_device, step_generator
 from .data import ImageDataset, image_batches, load_image
 
 # %% auto #0
@@ -311,6 +311,7 @@ def train_attention(net:nn.Module, # frozen backbone with a classifier `fc` (e.g
                     targets:torch.Tensor, # (N,) class indices, or (N, K) multi-hot labels
                     context:bool=True, hidden:int=64, levels:int=3,
                     steps:int=300, batch_size:int=128, lr:float=1e-3, weight_decay:float=1e-4,
+                    multilabel:str="softmax", # multi-hot targets: "softmax" (over the image's labels) or "bce" (per class)
                     ckpt:str|Path|None=None, # checkpoint file (resumed from when present)
                     device:str="auto",
                     seed:int=0, # initialisation and batch order
@@ -322,6 +323,7 @@ def train_attention(net:nn.Module, # frozen backbone with a classifier `fc` (e.g
     if len(images) != len(targets): raise ValueError(f"{len(images)} images but {len(targets)} targets.")
     if len(images) == 0: raise ValueError("train_attention: no training images.")
     multi = targets.ndim == 2
+    check_choice(multilabel, ["softmax", "bce"], "multilabel")
     if multi and targets.shape[1] != fc.out_features: raise ValueError(f"targets have {targets.shape[1]} labels; the classifier has {fc.out_features} outputs.")
     dev = get_device(device)
     feats = attention_inputs(net, images, levels, device=dev, mean=mean, std=std)
@@ -333,7 +335,10 @@ def train_attention(net:nn.Module, # frozen backbone with a classifier `fc` (e.g
         idx = torch.randint(0, len(y), (batch_size,), generator=step_generator(seed, i))
         a = att(feats["mean"][idx].to(dev), feats["whole"][idx].to(dev))
         logits = F.linear((a[..., None] * feats["mac"][idx].to(dev)).mean(1), W, b)
-        loss = F.binary_cross_entropy_with_logits(logits, y[idx].to(dev)) if multi else F.cross_entropy(logits, y[idx].to(dev))
+        t = y[idx].to(dev)
+        if not multi: loss = F.cross_entropy(logits, t)
+        elif multilabel == "bce": loss = F.binary_cross_entropy_with_logits(logits, t)
+        else: loss = -(t / t.sum(1, keepdim=True).clamp(min=1) * F.log_softmax(logits, 1)).sum(1).mean()
         return {"loss": loss}
     hist = fit(att, step, steps, lr, weight_decay, warmup=min(20, steps // 5), ckpt=ckpt, desc="regional attention")
     return att.eval(), hist

@@ -38,6 +38,10 @@ class WorldConfig:
     max_objects:int = 6
     max_occlusion:float = 0.5     # the largest hidden fraction of any object
     noisy_background:float = 0.5  # share of scenes with a noisy, cluttered background
+    texture:float = 0.0           # share of every background covered by high-contrast grey texture (stripes, checks): clutter no category owns
+    def __post_init__(self):
+        if not 0 <= self.texture <= 0.9: raise ValueError(f"WorldConfig(texture={self.texture}): a share of the background between 0 and 0.9.")
+        if not 0 <= self.noisy_background <= 1: raise ValueError(f"WorldConfig(noisy_background={self.noisy_background}): a share between 0 and 1.")
     def key(self) -> str: return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
     @property
     def categories(self) -> list: return [f"{c} {s}" for s in self.shapes for c in self.colours]
@@ -90,12 +94,27 @@ def _background(rng, S:int, noisy:bool) -> np.ndarray:
             else: img[y:y + l // 2, x:x + w] = v
     return img
 
+def _texture(rng, img:np.ndarray, share:float):
+    "Cover about `share` of `img` with high-contrast grey texture patches (stripes or checks at random period and angle)."
+    S = img.shape[0]; covered = np.zeros((S, S), bool)
+    yy, xx = np.mgrid[:S, :S]
+    while covered.mean() < share:
+        w, h = rng.integers(S // 6, S // 3 + 1, 2); x, y = rng.integers(0, S - w + 1), rng.integers(0, S - h + 1)
+        period, t = rng.integers(3, 8), rng.uniform(0, np.pi)
+        u, v = (xx * np.cos(t) + yy * np.sin(t)) / period, (-xx * np.sin(t) + yy * np.cos(t)) / period
+        on = (np.floor(u) % 2 == 0) if rng.random() < .6 else ((np.floor(u) + np.floor(v)) % 2 == 0)   # stripes or checks
+        lo, hi = rng.integers(0, 60), rng.integers(195, 256)
+        sl = np.s_[y:y + h, x:x + w]
+        img[sl] = np.where(on[sl], hi, lo)[..., None]; covered[sl] = True
+    return img
+
 def render(objects:list, # dicts with shape, colour, size (word), cx, cy, extent, angle
            cfg:WorldConfig, rng:np.random.Generator, noisy:bool|None=None,
           ) -> tuple[np.ndarray, list]: # (S, S, 3) uint8 image, visible mask of each object
     "Paint `objects` in order over a background; return the image and each object's visible mask."
     S = cfg.image_size
     img = _background(rng, S, rng.random() < cfg.noisy_background if noisy is None else noisy)
+    if cfg.texture > 0: img = _texture(rng, img, cfg.texture)           # no draw from `rng` when off: worlds stay as they were
     label = np.zeros((S, S), np.int16)
     for i, o in enumerate(objects):
         m = _mask(o, S)

@@ -35,7 +35,8 @@ SMOKE = {
         ["source", "method", "row", "R@1", "R@5", "R@10", "backbone", "k_regions", "test_queries", "gallery"],
         5 + 3),                                            # five methods + the paper's three rows
     "reproduce_oxford.ipynb": (
-        dict(weights=None, max_images=40, n_landmarks=4, n_distractors=20, attention_steps=3, scale_levels=[1, 2, 3]),
+        dict(weights=None, max_images=40, n_landmarks=4, n_distractors=20, attention_steps=3, scale_levels=[1, 2, 3],
+             clutter_levels={"noisy_background": [0.5, 1.0], "texture": [0.0, 0.3]}),
         "rmac/rmac_synthetic.csv",
         ["source", "variant", "QE", "mAP", "mAP_E", "mAP_M", "mAP_H", "s_per_image", "backbone", "database", "queries"],
         3 * 2 + 3),                                        # three variants ± QE + the paper's three rows
@@ -52,14 +53,14 @@ def test_every_reproduce_notebook_has_a_smoke_run():
     assert sorted(p.name for p in (ROOT/"nbs").glob("reproduce_*.ipynb")) == sorted(SMOKE)
 
 
-def _index_claims(df):
+def _index_claims(df, results):
     "Multi-vector exact search finds small objects better than mean pooling, at more vectors per item."
     df = df.set_index("method")
     single, multi = df.loc["single vector (mean of patches), exact"], df.loc["multi-vector max-sim, exact"]
     assert multi["small R@10"] > single["small R@10"]
     assert multi["vectors_per_item"] > 1 and single["vectors_per_item"] == 1
 
-def _dense_clip_claims(df):
+def _dense_clip_claims(df, results):
     "Storage: Dense-CLIP keeps a vector per patch, Cluster-CLIP a few, CLIP + X one more; every mAP is a percentage."
     o = df[df.source.str.startswith("objret")].set_index("method")
     assert o.loc["dense", "reps_per_image"] == 64 and o.loc["clip", "reps_per_image"] == 1
@@ -69,26 +70,34 @@ def _dense_clip_claims(df):
     m = o[["mAP@50", "mAP", "mAP@50 s-m"]]
     assert m.notna().all().all() and ((m >= 0) & (m <= 100)).all().all()
 
-def _open_claims(df):
+def _open_claims(df, results):
     "objret's three rows, in order, on the smoke collection; the timing CSV beside it has the three sizes."
     o = df[df.source.str.startswith("objret")]
     assert o.method.tolist() == ["zero-shot CLIP", "PreTrain-linear-prob", "OPEN"] and (o.test_images == 24).all()
 
-def _rmac_claims(df):
-    "Three variants with and without QE on the smoke collection (2 queries); mAPs are percentages; times positive."
+def _rmac_claims(df, results):
+    "Three variants with and without QE on the smoke collection (2 queries); mAPs are percentages; times positive; the clutter ablation."
     o = df[df.source.str.startswith("objret")]
     assert o.variant.tolist() == ["R-MAC", "R-MAC", "+ regional attention", "+ regional attention", "+ context", "+ context"]
     assert o.QE.tolist() == [0, 5] * 3 and (o.queries == 2).all() and (o.s_per_image > 0).all()
     m = o[["mAP", "mAP_E", "mAP_M", "mAP_H"]]
     assert m.notna().all().all() and ((m >= 0) & (m <= 100)).all().all()
+    tex = pd.read_csv(Path(results)/"rmac"/"rmac_clutter_synthetic.csv")           # one knob at a time, three variants per level
+    assert list(zip(tex.knob, tex.level))[::3] == [("noisy_background", .5), ("noisy_background", 1.0), ("texture", 0.0), ("texture", .3)]
+    main = o[o.QE == 0].set_index("variant").mAP                                      # the default world's levels reuse the main table
+    for knob, level in (("noisy_background", .5), ("texture", 0.0)):
+        got = tex[(tex.knob == knob) & (tex.level == level)].set_index("variant").mAP
+        assert (got - main[got.index]).abs().max() < 1e-9, (knob, level)
+    cl = pd.read_csv(Path(results)/"rmac"/"rmac_clutter_claims_synthetic.csv")
+    assert len(cl) == 2 * 4 and cl.verdict.notna().all() and cl.smoke.str.startswith("smoke run").all()
 
-def _composed_claims(df):
+def _composed_claims(df, results):
     "objret's five methods, in order, on the smoke world (20 test queries over 40 images)."
     o = df[df.source.str.startswith("objret")]
     assert o.method.tolist() == ["image", "text", "concat", "tirg", "lbf"]
     assert (o.test_queries == 20).all() and (o.gallery == 40).all() and (o.k_regions == 18).all()
 
-def _objemb_claims(df):
+def _objemb_claims(df, results):
     "The four representations in order; sets hold more vectors than globals and cost more time; the findings CSV has three verdicts."
     assert df.representation.tolist() == ["classifier global", "detector global"] + ["object embeddings"] * 2 + ["student"] * 2
     assert df.similarity.tolist() == ["global", "global"] + ["best pair", "mean of best matches"] * 2
@@ -136,7 +145,7 @@ def test_reproduce_notebook_smoke(nb, tmp_path):
     ours = df[df.source.str.startswith("objret")] if "source" in df else df          # the paper's rows leave objret's columns empty
     recalls = ours[[c for c in cols if "R@" in c]]
     assert recalls.notna().all().all() and ((recalls >= 0) & (recalls <= 100)).all().all()
-    if nb in CLAIMS: CLAIMS[nb](df)
+    if nb in CLAIMS: CLAIMS[nb](df, tmp_path)
 
 
 def test_open_timing_csv(tmp_path):
