@@ -69,6 +69,10 @@ def _dense_clip_claims(df, results):
     assert o.loc["dense", "bytes_per_image"] > 10 * o.loc["kmeans", "bytes_per_image"]
     m = o[["mAP@50", "mAP", "mAP@50 s-m"]]
     assert m.notna().all().all() and ((m >= 0) & (m <= 100)).all().all()
+    sz = pd.read_csv(Path(results)/"dense_clip"/"dense_clip_sizes_synthetic.csv")   # Dense-CLIP's reason: the gain by object size
+    assert sz["size"].tolist() == ["small", "medium", "large"] and sz[["CLIP", "Dense-CLIP"]].stack().between(0, 100).all()
+    cl = pd.read_csv(Path(results)/"dense_clip"/"dense_clip_size_claims_synthetic.csv")
+    assert len(cl) == 3 and cl.claim.str.contains("small objects").any() and cl.smoke.str.startswith("smoke run").all()
 
 def _open_claims(df, results):
     "objret's three rows, in order, on the smoke collection; the timing CSV beside it has the three sizes."
@@ -96,6 +100,10 @@ def _composed_claims(df, results):
     o = df[df.source.str.startswith("objret")]
     assert o.method.tolist() == ["image", "text", "concat", "tirg", "lbf"]
     assert (o.test_queries == 20).all() and (o.gallery == 40).all() and (o.k_regions == 18).all()
+    by = pd.read_csv(Path(results)/"composed"/"composed_objects_synthetic.csv")     # LBF's reason: R@1 by objects in the source
+    assert by.queries.sum() <= 20 and by.objects.between(1, 4).all() and by["LBF (small, K = 18)"].between(0, 100).all()
+    cl = pd.read_csv(Path(results)/"composed"/"composed_objects_claims_synthetic.csv")
+    assert len(cl) == 2 * len(by) and cl.smoke.str.startswith("smoke run").all()
 
 def _objemb_claims(df, results):
     "The four representations in order; sets hold more vectors than globals and cost more time; the findings CSV has three verdicts."
