@@ -23,11 +23,11 @@ from .metrics import Verdict, claim, text_image_ranks, text_image_recall
 from .train import clip_loss, fit
 
 # %% auto #0
-__all__ = ['RECALL_COLUMNS', 'OpenDecoder', 'LinearProbe', 'OpenModel', 'OpenFeatures', 'open_features', 'train_open',
-           'embed_open', 'open_recall', 'open_ranks', 'QueryDependentScorer', 'inference_times', 'head_captions',
-           'load_caption_split', 'check_regions_spec', 'regions_for', 'check_open_params', 'open_experiment',
-           'TinyOpenConfig', 'load_open_model', 'tiny_open_regions', 'train_tiny_open', 'tiny_open', 'open_report',
-           'plot_open', 'open_views']
+__all__ = ['RECALL_COLUMNS', 'SIZE_GROUPS', 'OpenDecoder', 'LinearProbe', 'OpenModel', 'OpenFeatures', 'open_features',
+           'train_open', 'embed_open', 'open_recall', 'open_ranks', 'QueryDependentScorer', 'inference_times',
+           'head_captions', 'load_caption_split', 'check_regions_spec', 'regions_for', 'check_open_params',
+           'open_experiment', 'TinyOpenConfig', 'load_open_model', 'tiny_open_regions', 'train_tiny_open', 'tiny_open',
+           'open_report', 'plot_open', 'open_views', 'gain_by_object_size']
 
 # %% ../nbs/21_open.ipynb #56449a13
 class OpenDecoder(nn.Module):
@@ -498,3 +498,30 @@ def open_views(res:dict, # what `open_experiment` returned
         w = res["models"]["OPEN"].image.attention(f.glob[top:top + 1], f.X[top:top + 1], f.pad[top:top + 1])[0, :len(boxes)]
         figs.append(region_weights(paths[top], boxes, w, "OPEN's top hit: its regions, weighted by the decoder's attention"))
     return figs
+
+# %% ../nbs/21_open.ipynb #76fefd55
+SIZE_GROUPS = ("small", "medium", "large", "no regions")
+
+def gain_by_object_size(res:dict, # what `open_experiment` returned
+                        edges:tuple=(0.18, 0.27), # relative region side (√area over the image's) between small, medium, large
+                        min_captions:int=20, # groups with fewer captions are left out
+                       ) -> tuple[pd.DataFrame, list]: # t2i R@1 of both methods per group, and OPEN's verdict per group
+    "Text→image R@1 of the probe and OPEN by the size of the smallest region in each caption's image, with OPEN's gain tested per group."
+    r, feats = res["test_regions"], res["test"]
+    hw = r.sizes[r.box_image].double()
+    side = (((r.boxes[:, 2] - r.boxes[:, 0]) * (r.boxes[:, 3] - r.boxes[:, 1])).double().clamp(min=0) / hw.prod(1)).sqrt()
+    smallest = torch.full((len(r),), float("inf"), dtype=torch.float64).scatter_reduce_(0, r.box_image, side, "amin")
+    group = torch.bucketize(smallest, torch.tensor(edges, dtype=torch.float64))       # 0 small, 1 medium, 2 large, 3 none
+    group[smallest.isinf()] = 3
+    g = group[feats.text_image]
+    hit = {m: (res["ranks"][m]["t2i"] == 0).double() * 100 for m in ("PreTrain-linear-prob", "OPEN")}
+    rows, verdicts = [], []
+    for k, name in enumerate(SIZE_GROUPS):
+        q = g == k
+        if q.sum() < min_captions: continue
+        v = claim(hit["OPEN"][q], hit["PreTrain-linear-prob"][q], f"OPEN > PreTrain-linear-prob on t2i R@1, smallest region {name}",
+                  groups=feats.text_image[q], smoke=res["info"].get("smoke"))
+        rows.append({"smallest region": name, "images": int((group == k).sum()), "captions": int(q.sum()),
+                     "PreTrain-linear-prob t2i_R@1": float(hit["PreTrain-linear-prob"][q].mean()), "OPEN t2i_R@1": float(hit["OPEN"][q].mean())})
+        verdicts.append(v)
+    return pd.DataFrame(rows), verdicts
