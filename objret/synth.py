@@ -97,15 +97,14 @@ def _background(rng, S:int, noisy:bool) -> np.ndarray:
 def _texture(rng, img:np.ndarray, share:float):
     "Cover about `share` of `img` with high-contrast grey texture patches (stripes or checks at random period and angle)."
     S = img.shape[0]; covered = np.zeros((S, S), bool)
-    yy, xx = np.mgrid[:S, :S]
     while covered.mean() < share:
         w, h = rng.integers(S // 6, S // 3 + 1, 2); x, y = rng.integers(0, S - w + 1), rng.integers(0, S - h + 1)
         period, t = rng.integers(3, 8), rng.uniform(0, np.pi)
+        yy, xx = np.mgrid[y:y + h, x:x + w]                             # the patch's pixels, in image coordinates
         u, v = (xx * np.cos(t) + yy * np.sin(t)) / period, (-xx * np.sin(t) + yy * np.cos(t)) / period
         on = (np.floor(u) % 2 == 0) if rng.random() < .6 else ((np.floor(u) + np.floor(v)) % 2 == 0)   # stripes or checks
         lo, hi = rng.integers(0, 60), rng.integers(195, 256)
-        sl = np.s_[y:y + h, x:x + w]
-        img[sl] = np.where(on[sl], hi, lo)[..., None]; covered[sl] = True
+        img[y:y + h, x:x + w] = np.where(on, hi, lo)[..., None]; covered[y:y + h, x:x + w] = True
     return img
 
 def render(objects:list, # dicts with shape, colour, size (word), cx, cy, extent, angle
