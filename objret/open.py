@@ -500,16 +500,17 @@ def open_views(res:dict, # what `open_experiment` returned
     return figs
 
 # %% ../nbs/21_open.ipynb #76fefd55
+from .synth import SIZE_EDGES
+
 SIZE_GROUPS = ("small", "medium", "large", "no regions")
 
 def gain_by_object_size(res:dict, # what `open_experiment` returned
-                        edges:tuple=(0.18, 0.27), # relative region side (√area over the image's) between small, medium, large
+                        edges:tuple=SIZE_EDGES, # relative region side (√area over the image's) between small, medium, large
                         min_captions:int=20, # groups with fewer captions are left out
                        ) -> tuple[pd.DataFrame, list]: # t2i R@1 of both methods per group, and OPEN's verdict per group
     "Text→image R@1 of the probe and OPEN by the size of the smallest region in each caption's image, with OPEN's gain tested per group."
     r, feats = res["test_regions"], res["test"]
-    hw = r.sizes[r.box_image].double()
-    side = (((r.boxes[:, 2] - r.boxes[:, 0]) * (r.boxes[:, 3] - r.boxes[:, 1])).double().clamp(min=0) / hw.prod(1)).sqrt()
+    side = r.area_fraction().double().sqrt()
     smallest = torch.full((len(r),), float("inf"), dtype=torch.float64).scatter_reduce_(0, r.box_image, side, "amin")
     group = torch.bucketize(smallest, torch.tensor(edges, dtype=torch.float64))       # 0 small, 1 medium, 2 large, 3 none
     group[smallest.isinf()] = 3

@@ -18,14 +18,16 @@ from .core import atomic_dir, objret_home
 from .data import rle_from_mask
 
 # %% auto #0
-__all__ = ['SHAPES', 'COLOURS', 'SIZES', 'TEMPLATES', 'CELLS', 'CSS_SIZES', 'WorldConfig', 'shape_mask', 'render', 'sample_scene',
-           'box_of', 'captions_for', 'object_query', 'object_world', 'landmark_world', 'css_label', 'composed_world']
+__all__ = ['SHAPES', 'COLOURS', 'SIZES', 'SIZE_EDGES', 'TEMPLATES', 'CELLS', 'CSS_SIZES', 'WorldConfig', 'shape_mask', 'render',
+           'sample_scene', 'box_of', 'captions_for', 'object_query', 'object_world', 'landmark_world', 'css_label',
+           'composed_world']
 
 # %% ../nbs/04_synth.ipynb #7062eb56
 SHAPES = ("circle", "square", "triangle", "diamond", "pentagon", "hexagon", "star", "cross")
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 225), "yellow": (235, 215, 40),
            "purple": (145, 60, 200), "orange": (245, 140, 30), "cyan": (40, 200, 210), "pink": (245, 125, 190)}
 SIZES = {"small": 0.14, "medium": 0.22, "large": 0.32}   # an object's extent as a fraction of the image side
+SIZE_EDGES = (0.18, 0.27)   # box side over image side between small, medium and large (midway between SIZES)
 
 @dataclass(frozen=True)
 class WorldConfig:

@@ -147,7 +147,7 @@ def fit(model:nn.Module, # what trains (its parameters with requires_grad)
 from .backbones import Clip, create_clip, encode_text_trimmed, encode_texts, vit_global_dense
 from .data import ImageDataset, image_batches, load_captions, load_instances
 from .metrics import text_image_recall
-from .synth import WorldConfig, object_query, object_world
+from .synth import SIZE_EDGES, WorldConfig, object_query, object_world
 
 @dataclass(frozen=True)
 class TinyClipConfig:
@@ -348,7 +348,7 @@ def pointing_game(clip:Clip, data:dict, dense:torch.Tensor|None=None) -> dict:
     out = {"pointing": 100 * hit.float().mean().item()}
     # objret's synthetic sizes are relative to the image: small/medium/large by box side over the image side
     rel = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).sqrt() / W
-    for name, m in (("small", rel < .18), ("medium", (rel >= .18) & (rel < .27)), ("large", rel >= .27)):
+    for name, m in (("small", rel < SIZE_EDGES[0]), ("medium", (rel >= SIZE_EDGES[0]) & (rel < SIZE_EDGES[1])), ("large", rel >= SIZE_EDGES[1])):
         if m.any(): out[f"pointing_{name}"] = 100 * hit[m].float().mean().item()
     out["chance"] = 100 * (((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])) / (H * W)).mean().item()
     return out
