@@ -21,11 +21,11 @@ def main():
     from objret.backbones import create_clip
     from objret.data import load_captions
     from objret.open import TinyOpenConfig, open_features, open_recall, tiny_open, tiny_open_regions, train_tiny_open
-    from objret.synth import object_world
+    from objret.synth import WorldConfig, object_world
     from objret.train import TinyClipConfig, ship_run, trained_dir
     cfg = TinyOpenConfig(**json.loads(a.config))
     t0 = time.perf_counter(); out = train_tiny_open(cfg); t_train = time.perf_counter() - t0
-    world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, progress=False)
+    world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings), progress=False)
     caps = load_captions(world/"captions.json", world/"images", "test")
     clip = create_clip(TinyClipConfig().model, pretrained=trained_dir(cfg.clip)/"model.pt")
     feats = open_features(clip, caps, tiny_open_regions(caps.root, caps.files, cfg=cfg), max_regions=cfg.max_regions)

@@ -27,7 +27,8 @@ __all__ = ['RECALL_COLUMNS', 'SIZE_GROUPS', 'OpenDecoder', 'LinearProbe', 'OpenM
            'train_open', 'embed_open', 'open_recall', 'open_ranks', 'QueryDependentScorer', 'inference_times',
            'head_captions', 'load_caption_split', 'check_regions_spec', 'regions_for', 'check_open_params',
            'open_experiment', 'TinyOpenConfig', 'load_open_model', 'tiny_open_regions', 'train_tiny_open', 'tiny_open',
-           'open_report', 'plot_open', 'open_views', 'gain_by_object_size']
+           't2i_hits', 'open_gain', 'open_report', 'plot_open', 'open_views', 'gain_by_object_size', 'reason_ablation',
+           'open_ablation']
 
 # %% ../nbs/21_open.ipynb #56449a13
 class OpenDecoder(nn.Module):
@@ -244,16 +245,20 @@ def _image_sizes(caps) -> torch.Tensor:
         with Image.open(caps.root/f) as im: out.append((im.height, im.width))
     return torch.tensor(out).reshape(-1, 2)
 
-def load_caption_split(dataset:str, data_root, split:str, max_images:int|None=None, ann_file=None, images_dir=None):
+def load_caption_split(dataset:str, data_root, split:str, max_images:int|None=None, ann_file=None, images_dir=None,
+                       markings:float|None=None, # synthetic world: share of objects with a fine marking (None: the tiny CLIP's world)
+                      ):
     "A caption split of the synthetic world, Flickr30K or MSCOCO (Karpathy; or any Karpathy-format file + images folder), optionally cut to its first images."
+    from dataclasses import replace
     from objret.data import open_dataset
-    from objret.synth import object_world
-    from objret.train import TinyClipConfig
+    from objret.synth import WorldConfig, object_world
+    from objret.train import TinyClipConfig, caption_world
     if dataset == "synthetic":
         from objret.data import load_captions
-        cfg = TinyClipConfig()
-        world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed) if max_images is None else object_world(max_images, 8, max_images, seed=cfg.world_seed)
+        cfg = TinyClipConfig() if markings is None else replace(TinyClipConfig(), markings=markings)
+        world = caption_world(cfg) if max_images is None else object_world(max_images, max_images, max_images, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings))
         return head_captions(load_captions(world/"captions.json", world/"images", split), max_images), world
+    if markings is not None: raise ValueError(f"markings={markings}: a knob of the synthetic world, not of {dataset!r}; leave it None.")
     if dataset not in ("flickr30k", "coco"): raise ValueError(f"dataset={dataset!r}: use synthetic, flickr30k or coco.")
     if data_root is None and ann_file is None: raise ValueError(f"dataset={dataset!r} needs data_root (see objret.data.DATASETS), or ann_file and images_dir.")
     caps = open_dataset("flickr30k" if dataset == "flickr30k" else "coco_karpathy", data_root, split, ann_file, images_dir)
@@ -295,7 +300,7 @@ def regions_for(spec:str, caps, dataset:str, root:Path, split:str, detector_weig
     raise ValueError(f"regions={spec!r}: use 'gt', a torchvision detector {DETECTORS}, or a detections file 'dets_{{split}}.json'.")
 
 # %% ../nbs/21_open.ipynb #a2c83f7c
-def check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file=None):
+def check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file=None, markings=None):
     "Every parameter of an OPEN run checked before any work: an unknown name or an impossible size is a clear error."
     from objret.core import check_choice
     from objret.train import check_tiny
@@ -305,6 +310,9 @@ def check_open_params(dataset, data_root, model, pretrained, regions, alpha, max
     check_regions_spec(regions)
     if not 0 <= alpha < 1: raise ValueError(f"alpha={alpha}: the area fraction threshold must be in [0, 1).")
     if max_images is not None and max_images < 2: raise ValueError(f"max_images={max_images}: training and retrieval need at least 2 images per split.")
+    if markings is not None:
+        if dataset != "synthetic": raise ValueError(f"markings={markings}: a knob of the synthetic world, not of {dataset!r}; leave it None.")
+        if not 0 <= markings <= 1: raise ValueError(f"markings={markings}: a share of the objects between 0 and 1.")
 
 def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
                     data_root=None, # the real data set's root
@@ -315,37 +323,45 @@ def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
                     max_regions:int|None=10, # regions per image (highest scores)
                     detector_weights=None, # torchvision detector weights: None, "DEFAULT" or a file
                     epochs:int=10, batch_size:int=256, lr:float=3e-3, # picked on the synthetic val split by bench/open_val_sweep.py
-                    time_sizes:Sequence[int]=(100, 200, 400), # collection sizes for the timing table
+                    time_sizes:Sequence[int]|None=(100, 200, 400), # collection sizes for the timing table (None or (): no timing)
                     device:str="auto",
                     max_images:int|None=None, # smoke runs: first N images of each split
                     seed:int=0,
                     ann_file=None, # real data: a Karpathy-format caption file anywhere (with images_dir), instead of data_root's layout
                     images_dir=None, # the folder ann_file's file names are relative to
+                    markings:float|None=None, # synthetic world: share of objects with a fine marking (None: the tiny CLIP's world; 0: none)
+                    random_boxes:bool=False, # the control: every region moved to a random place in its image (`objret.regions.random_regions`)
+                    split:str="test", # the split evaluated: "test" for the tables, "val" to choose settings
                    ) -> dict: # table, times, history (DataFrames), info, models, per-query ranks, test features, captions and regions
     "Train and evaluate zero-shot CLIP, PreTrain-linear-prob and OPEN on a caption set; time both inference modes."
     from objret.backbones import create_clip
     from objret.core import fingerprint, load_pt, objret_home, stable_repr, state_digest
-    from objret.regions import filter_regions
+    from objret.core import check_choice
+    from objret.regions import filter_regions, random_regions
     from objret.train import TinyClipConfig, tiny_clip
-    check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file)
+    check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file, markings)
+    check_choice(split, ["test", "val"], "split")
     seed_everything(seed)
     if pretrained == "objret": clip, weights = tiny_clip(TinyClipConfig(model=model), device=device), f"objret tiny CLIP {TinyClipConfig(model=model).key()}"
     else: clip, weights = create_clip(model, pretrained=pretrained, device=device), str(pretrained)
-    feats, info = {}, dict(dataset=dataset, model=model, pretrained=weights, regions=regions, alpha=alpha, device=str(get_device(device)))
+    feats, info = {}, dict(dataset=dataset, model=model, pretrained=weights, regions=regions + (" moved to random places" if random_boxes else ""),
+                           alpha=alpha, device=str(get_device(device)), split=split,
+                           markings=(TinyClipConfig().markings if markings is None else markings) if dataset == "synthetic" else None)
     clip_digest = state_digest(clip.model)                             # the cache is keyed on the weights' content, not their name
-    for split in ("train", "test"):
-        caps, root = load_caption_split(dataset, data_root, split, max_images, ann_file, images_dir)
-        r = filter_regions(regions_for(regions, caps, dataset, root, split, detector_weights, device), alpha=alpha)
-        key = fingerprint("open-features/2", dataset, split, caps.files, caps.captions, model, clip_digest, stable_repr(clip.preprocess),
+    for s, part in (("train", "train"), (split, "test")):                # features["test"]: the split evaluated
+        caps, root = load_caption_split(dataset, data_root, s, max_images, ann_file, images_dir, markings)
+        r = filter_regions(regions_for(regions, caps, dataset, root, s, detector_weights, device), alpha=alpha)
+        if random_boxes: r = random_regions(r, seed)
+        key = fingerprint("open-features/3", dataset, s, str(caps.root), caps.files, caps.captions, model, clip_digest, stable_repr(clip.preprocess),
                           r.boxes, r.box_image, r.scores, max_regions)
-        f = objret_home("features", "open", create=False)/f"{dataset}-{split}-{key}.pt"
-        stats = {f"{split}_regions_per_image": float(r.counts().float().mean()), f"{split}_images_without_regions": int((r.counts() == 0).sum())}
-        if pretrained is not None and f.exists(): feats[split] = OpenFeatures(**load_pt(f, "OPEN features cache")["feats"]).check(f"OPEN features cache {f}")
+        f = objret_home("features", "open", create=False)/f"{dataset}-{s}-{key}.pt"
+        stats = {f"{part}_regions_per_image": float(r.counts().float().mean()), f"{part}_images_without_regions": int((r.counts() == 0).sum())}
+        if pretrained is not None and f.exists(): feats[part] = OpenFeatures(**load_pt(f, "OPEN features cache")["feats"]).check(f"OPEN features cache {f}")
         else:
-            feats[split] = open_features(clip, caps, r, max_regions=max_regions)
-            if pretrained is not None: save_atomic({"feats": vars(feats[split]), "stats": stats}, f)
+            feats[part] = open_features(clip, caps, r, max_regions=max_regions)
+            if pretrained is not None: save_atomic({"feats": vars(feats[part]), "stats": stats}, f)
         info.update(stats)
-        info[f"{split}_images"], info[f"{split}_captions"] = len(caps), len(caps.captions)
+        info[f"{part}_images"], info[f"{part}_captions"] = len(caps), len(caps.captions)
     info["smoke"] = None if max_images is None else f"smoke run (max_images={max_images}: the first {max_images} images of each split), not the protocol"
     dim = feats["train"].glob.shape[1]
     heads = 8 if dim % 8 == 0 else 1
@@ -357,9 +373,9 @@ def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
     rows = [{"method": name, **open_recall(m, feats["test"])} for name, m in models.items()]
     ranks = {name: open_ranks(m, feats["test"]) for name, m in models.items()}
     table = pd.DataFrame(rows)[["method"] + [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]]
-    sizes = [n for n in time_sizes if n <= len(feats["test"])] or [len(feats["test"])]
     seed_everything(seed); scorer = QueryDependentScorer(dim, heads=heads)
-    times = inference_times(opn, scorer, feats["test"], sizes, device=device)
+    sizes = [n for n in time_sizes if n <= len(feats["test"])] or [len(feats["test"])] if time_sizes else []   # none: no timing
+    times = inference_times(opn, scorer, feats["test"], sizes, device=device) if sizes else pd.DataFrame()
     return dict(table=table, times=times, history=hist, info=info, models=models, ranks=ranks, test=feats["test"], test_caps=caps, test_regions=r)
 
 # %% ../nbs/21_open.ipynb #533c0cbe
@@ -375,6 +391,7 @@ class TinyOpenConfig:
     n_train:int = 10000            # the tiny CLIP's world: generated once, shared
     n_eval:int = 1000
     world_seed:int = 0
+    markings:float = TinyClipConfig().markings
     epochs:int = 10
     batch_size:int = 256
     lr:float = 3e-3
@@ -412,12 +429,12 @@ def train_tiny_open(cfg:TinyOpenConfig=TinyOpenConfig(), out:str|Path|None=None,
     from objret.backbones import create_clip
     from objret.core import objret_home
     from objret.data import load_captions
-    from objret.synth import object_world
+    from objret.synth import WorldConfig, object_world
     out = start_run(cfg, out or objret_home("models", f"tiny-open-{cfg.key()}"))
     d = trained_dir(cfg.clip)
     if d is None: raise FileNotFoundError(f"CLIP run {cfg.clip!r} not found; objret.train.tiny_clip() trains it.")
     clip = create_clip(TinyClipConfig().model, pretrained=d/"model.pt", device=device)
-    world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed)
+    world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings))
     caps = load_captions(world/"captions.json", world/"images", "train")
     feats = open_features(clip, caps, tiny_open_regions(caps.root, caps.files, device, cfg), max_regions=cfg.max_regions)
     seed_everything(cfg.seed); model = OpenModel(feats.glob.shape[1], regions=True, heads=cfg.heads)
@@ -432,6 +449,19 @@ def tiny_open(cfg:TinyOpenConfig=TinyOpenConfig(), device:str="auto", retrain:bo
 # %% ../nbs/21_open.ipynb #addaa181
 RECALL_COLUMNS = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"]
 
+def t2i_hits(res:dict, method:str) -> torch.Tensor:
+    "Per caption of a run (`open_experiment`): 100 where `method` ranks the caption's image first, else 0."
+    return (res["ranks"][method]["t2i"] == 0).double() * 100
+
+def open_gain(res:dict, # what `open_experiment` returned
+              keep:torch.Tensor|None=None, # (T,) bool: the captions tested (default: all)
+              what:str="OPEN > PreTrain-linear-prob on t2i R@1",
+             ) -> Verdict:
+    "OPEN's text→image R@1 gain over the probe by the paired bootstrap, an image's captions resampled together."
+    keep = torch.ones(len(res["test"].text_image), dtype=torch.bool) if keep is None else keep
+    return claim(t2i_hits(res, "OPEN")[keep], t2i_hits(res, "PreTrain-linear-prob")[keep], what,
+                 groups=res["test"].text_image[keep], smoke=res["info"].get("smoke"))
+
 def open_report(res:dict, # what `open_experiment` returned
                 paper:pd.DataFrame, # the paper's rows: method + RECALL_COLUMNS
                 paper_source:str, # what the paper's rows are ("MSCOCO 5K test, …")
@@ -441,17 +471,16 @@ def open_report(res:dict, # what `open_experiment` returned
     what = f"objret, {ds}" + (" (synthetic world, tiny model: not a paper data set)" if ds == "synthetic" else "")
     table = res["table"].assign(source=what, **{k: info[k] for k in ("model", "pretrained", "regions", "alpha", "device", "test_images", "test_captions")})
     paper = paper.assign(source=f"paper: {paper_source}")
-    print(f"objret — {ds} test ({info['test_images']} images, {info['test_captions']} captions); {info['model']} ({info['pretrained']}); "
+    print(f"objret — {ds} {info.get('split', 'test')} ({info['test_images']} images, {info['test_captions']} captions); {info['model']} ({info['pretrained']}); "
           f"regions {info['regions']} (α = {info['alpha']}; {info.get('test_regions_per_image', float('nan')):.2f} per image); {info['device']}")
     print(table[["method"] + RECALL_COLUMNS].round(1).to_string(index=False))
     print(f"\npaper ({paper_source}):"); print(paper[["method"] + RECALL_COLUMNS].to_string(index=False))
-    hit = lambda m: (res["ranks"][m]["t2i"] == 0).double() * 100                 # per caption: its image ranked first
-    verdict = claim(hit("OPEN"), hit("PreTrain-linear-prob"), "OPEN > PreTrain-linear-prob on t2i R@1",
-                    groups=res["test"].text_image, smoke=info.get("smoke"))      # an image's five captions resampled together
+    verdict = open_gain(res)
     print(f"\n{verdict}")
     times = res["times"].assign(dataset=ds, device=info["device"])
-    print("\ninference, every caption over the collection (seconds):"); print(times.round(3).to_string(index=False))
-    print("paper, MSCOCO 5K: query-dependent 6349.5 s, query-agnostic 167.2 s (38.0×)")
+    if len(times):
+        print("\ninference, every caption over the collection (seconds):"); print(times.round(3).to_string(index=False))
+        print("paper, MSCOCO 5K: query-dependent 6349.5 s, query-agnostic 167.2 s (38.0×)")
     return pd.concat([table[["source"] + list(res["table"].columns) + [c for c in table.columns if c not in res["table"].columns and c != "source"]], paper],
                      ignore_index=True), times, verdict
 
@@ -515,14 +544,37 @@ def gain_by_object_size(res:dict, # what `open_experiment` returned
     group = torch.bucketize(smallest, torch.tensor(edges, dtype=torch.float64))       # 0 small, 1 medium, 2 large, 3 none
     group[smallest.isinf()] = 3
     g = group[feats.text_image]
-    hit = {m: (res["ranks"][m]["t2i"] == 0).double() * 100 for m in ("PreTrain-linear-prob", "OPEN")}
+    hit = {m: t2i_hits(res, m) for m in ("PreTrain-linear-prob", "OPEN")}
     rows, verdicts = [], []
     for k, name in enumerate(SIZE_GROUPS):
         q = g == k
         if q.sum() < min_captions: continue
-        v = claim(hit["OPEN"][q], hit["PreTrain-linear-prob"][q], f"OPEN > PreTrain-linear-prob on t2i R@1, smallest region {name}",
-                  groups=feats.text_image[q], smoke=res["info"].get("smoke"))
+        v = open_gain(res, q, f"OPEN > PreTrain-linear-prob on t2i R@1, smallest region {name}")
         rows.append({"smallest region": name, "images": int((group == k).sum()), "captions": int(q.sum()),
                      "PreTrain-linear-prob t2i_R@1": float(hit["PreTrain-linear-prob"][q].mean()), "OPEN t2i_R@1": float(hit["OPEN"][q].mean())})
+        verdicts.append(v)
+    return pd.DataFrame(rows), verdicts
+
+def reason_ablation(res:dict, # the main run's `open_experiment` result
+                    **kw, # the keyword arguments it was run with
+                   ) -> dict: # {what each run is: its result}, the main run first
+    "OPEN's reason ablation beside a run: the same run with its regions moved to random places, and (synthetic world) without markings."
+    kw = {**kw, "time_sizes": None}
+    m = res["info"].get("markings")
+    runs = {"objects' regions" + ("" if m is None else f", {100 * m:.0f} % of objects marked"): res,
+            "regions moved to random places": open_experiment(**{**kw, "random_boxes": True})}
+    if kw.get("dataset", "synthetic") == "synthetic": runs["the same scenes without markings"] = open_experiment(**{**kw, "markings": 0.0})
+    return runs
+
+def open_ablation(runs:dict, # {what the run is: its `open_experiment` result}, the paper's setting first
+                 ) -> tuple[pd.DataFrame, list]: # one row per run (both methods' t2i R@1 and OPEN's tested gain), the verdicts
+    "OPEN's gain over the probe in each run of an ablation, side by side, each tested by the paired bootstrap."
+    rows, verdicts = [], []
+    for name, res in runs.items():
+        v = open_gain(res, what=f"OPEN > PreTrain-linear-prob on t2i R@1, {name}")
+        t = res["table"].set_index("method")["t2i_R@1"]
+        rows.append({"run": name, "markings": res["info"].get("markings"), "regions": res["info"]["regions"],
+                     "zero-shot t2i_R@1": t["zero-shot CLIP"], "PreTrain-linear-prob t2i_R@1": t["PreTrain-linear-prob"],
+                     "OPEN t2i_R@1": t["OPEN"], **{k: v.row()[k] for k in ("delta", "ci_low", "ci_high", "verdict")}})
         verdicts.append(v)
     return pd.DataFrame(rows), verdicts

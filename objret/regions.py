@@ -20,10 +20,10 @@ from .core import as_tensor, batch_slices, get_device
 from .data import ImageDataset, ObjectSet, clean_boxes, image_batches, load_image, read_json
 
 # %% auto #0
-__all__ = ['DETECTORS', 'POOLINGS', 'GEM_EPS', 'RegionSet', 'make_regions', 'filter_regions', 'gt_regions', 'load_detections',
-           'torchvision_detector', 'torchvision_regions', 'owl_regions', 'cluster_regions', 'pixel_box',
-           'embed_images_and_regions', 'gem_power', 'gem_root', 'global_pool', 'pool_boxes', 'roi_embeddings',
-           'region_tensors']
+__all__ = ['DETECTORS', 'POOLINGS', 'GEM_EPS', 'RegionSet', 'make_regions', 'filter_regions', 'random_regions', 'gt_regions',
+           'load_detections', 'torchvision_detector', 'torchvision_regions', 'owl_regions', 'cluster_regions',
+           'pixel_box', 'embed_images_and_regions', 'gem_power', 'gem_root', 'global_pool', 'pool_boxes',
+           'roi_embeddings', 'region_tensors']
 
 # %% ../nbs/20_regions.ipynb #f9796e1f
 @dataclass
@@ -90,6 +90,17 @@ def _rank_in_image(r:RegionSet) -> tuple[torch.Tensor, torch.Tensor]:
     o = o[torch.argsort(r.box_image[o], stable=True)]
     start = torch.cumsum(r.counts(), 0) - r.counts()
     return o, torch.arange(len(o)) - start[r.box_image[o]]
+
+# %% ../nbs/20_regions.ipynb #77cf3005
+def random_regions(r:RegionSet, # the regions to move
+                   seed:int=0,
+                  ) -> RegionSet:
+    "The same boxes (count per image, width, height) moved to uniformly random places inside their images: a control."
+    g = torch.Generator().manual_seed(seed)
+    wh = (r.boxes[:, 2:] - r.boxes[:, :2]).clamp(min=0)
+    room = (r.sizes[r.box_image].flip(1).float() - wh).clamp(min=0)            # (M, 2) free width, height
+    xy = torch.rand(len(wh), 2, generator=g) * room
+    return replace(r, boxes=torch.cat([xy, xy + wh], 1), labels=[""] * len(wh))
 
 # %% ../nbs/20_regions.ipynb #c3ec8429
 def gt_regions(objs:ObjectSet, # the data set's instances

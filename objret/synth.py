@@ -18,9 +18,9 @@ from .core import atomic_dir, objret_home
 from .data import rle_from_mask
 
 # %% auto #0
-__all__ = ['SHAPES', 'COLOURS', 'SIZES', 'SIZE_EDGES', 'TEMPLATES', 'CELLS', 'CSS_SIZES', 'WorldConfig', 'shape_mask', 'render',
-           'sample_scene', 'box_of', 'captions_for', 'object_query', 'object_world', 'landmark_world', 'css_label',
-           'composed_world']
+__all__ = ['SHAPES', 'COLOURS', 'SIZES', 'SIZE_EDGES', 'MARKINGS', 'TEMPLATES', 'CELLS', 'CSS_SIZES', 'WorldConfig', 'shape_mask',
+           'render', 'sample_scene', 'box_of', 'captions_for', 'object_query', 'object_world', 'landmark_world',
+           'css_label', 'composed_world']
 
 # %% ../nbs/04_synth.ipynb #7062eb56
 SHAPES = ("circle", "square", "triangle", "diamond", "pentagon", "hexagon", "star", "cross")
@@ -28,6 +28,7 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 225), 
            "purple": (145, 60, 200), "orange": (245, 140, 30), "cyan": (40, 200, 210), "pink": (245, 125, 190)}
 SIZES = {"small": 0.14, "medium": 0.22, "large": 0.32}   # an object's extent as a fraction of the image side
 SIZE_EDGES = (0.18, 0.27)   # box side over image side between small, medium and large (midway between SIZES)
+MARKINGS = ("striped", "checked")   # fine zero-mean markings an object may carry: 1-pixel stripes or checks over its colour
 
 @dataclass(frozen=True)
 class WorldConfig:
@@ -41,7 +42,9 @@ class WorldConfig:
     max_occlusion:float = 0.5     # the largest hidden fraction of any object
     noisy_background:float = 0.5  # share of scenes with a noisy, cluttered background
     texture:float = 0.0           # share of every background covered by high-contrast grey texture (stripes, checks): clutter no category owns
+    markings:float = 0.0          # caption scenes: share of objects carrying a fine marking (`MARKINGS`) that only a crop resolves
     def __post_init__(self):
+        if not 0 <= self.markings <= 1: raise ValueError(f"WorldConfig(markings={self.markings}): a share of the objects between 0 and 1.")
         if not 0 <= self.texture <= 0.9: raise ValueError(f"WorldConfig(texture={self.texture}): a share of the background between 0 and 0.9.")
         if not 0 <= self.noisy_background <= 1: raise ValueError(f"WorldConfig(noisy_background={self.noisy_background}): a share between 0 and 1.")
     def key(self) -> str: return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
@@ -109,7 +112,13 @@ def _texture(rng, img:np.ndarray, share:float):
         img[y:y + h, x:x + w] = np.where(on, hi, lo)[..., None]; covered[y:y + h, x:x + w] = True
     return img
 
-def render(objects:list, # dicts with shape, colour, size (word), cx, cy, extent, angle
+def _marking(kind:str, colour:np.ndarray, S:int, amplitude:int=60) -> np.ndarray:
+    "A zero-mean (S, S, 3) offset: ±a on alternate pixel rows (striped) or pixels (checked), a kept inside [0, 255] per channel."
+    yy, xx = np.mgrid[:S, :S]
+    sign = np.where((yy if kind == "striped" else yy + xx) % 2 == 0, 1, -1)
+    return sign[..., None] * np.minimum(amplitude, np.minimum(colour, 255 - colour))
+
+def render(objects:list, # dicts with shape, colour, size (word), cx, cy, extent, angle, optionally marking
            cfg:WorldConfig, rng:np.random.Generator, noisy:bool|None=None,
           ) -> tuple[np.ndarray, list]: # (S, S, 3) uint8 image, visible mask of each object
     "Paint `objects` in order over a background; return the image and each object's visible mask."
@@ -121,7 +130,8 @@ def render(objects:list, # dicts with shape, colour, size (word), cx, cy, extent
         m = _mask(o, S)
         label[m] = i + 1
         shade = rng.integers(-15, 16, 3)
-        img[m] = np.clip(np.array(COLOURS[o["colour"]]) + shade, 0, 255)
+        c = np.clip(np.array(COLOURS[o["colour"]]) + shade, 0, 255)
+        img[m] = c + _marking(o.get("marking"), c, S)[m] if o.get("marking") else c
     return np.clip(img, 0, 255).astype(np.uint8), [label == i + 1 for i in range(len(objects))]
 
 def _obj(rng, cfg, shape, colour, size):
@@ -160,17 +170,19 @@ TEMPLATES = ("a photo of {}.", "an image with {}.", "{}.", "a picture showing {}
 
 def _join(phrases:list) -> str: return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
+def _marked(o:dict) -> str: return o["marking"] + " " if o.get("marking") else ""
+
 def captions_for(objects:list, rng:np.random.Generator, n:int=5) -> list:
-    "`n` varied templated captions naming every object."
+    "`n` varied templated captions naming every object (and its marking, always: the detail a caption names)."
     caps = []
     for t in rng.permutation(len(TEMPLATES))[:n] if n <= len(TEMPLATES) else rng.integers(0, len(TEMPLATES), n):
-        ph = [("a " + (o["size"] + " " if rng.random() < .5 else "") + o["colour"] + " " + o["shape"]) for o in objects]
+        ph = [("a " + (o["size"] + " " if rng.random() < .5 else "") + _marked(o) + o["colour"] + " " + o["shape"]) for o in objects]
         caps.append(TEMPLATES[t].format(_join([ph[i] for i in rng.permutation(len(ph))])))
     return caps
 
-def object_query(category:str) -> str:
-    "The text query for an object category: 'a photo of a red circle'."
-    return f"a photo of a {category}"
+def object_query(category:str, marking:str|None=None) -> str:
+    "The text query for an object category: 'a photo of a red circle' ('a photo of a striped red circle')."
+    return f"a photo of a {marking + ' ' if marking else ''}{category}"
 
 # %% ../nbs/04_synth.ipynb #bc1b0b6d
 def _cache_dir(kind:str, cfg:WorldConfig, seed:int, **sizes) -> Path:
@@ -189,6 +201,9 @@ def _object_scene(job) -> tuple:
     i, split, seed, cfg, img_dir = job
     rng = np.random.default_rng([seed, i])
     objs = sample_scene(rng, cfg)
+    if cfg.markings > 0:                  # drawn from their own stream: with markings 0 the scenes are the same, pixel for pixel elsewhere
+        mr = np.random.default_rng([seed, i, 1])
+        for o in objs: o["marking"] = MARKINGS[mr.integers(len(MARKINGS))] if mr.random() < cfg.markings else None
     img, masks = render(objs, cfg, rng)
     fn = f"{split}_{i:06d}.png"
     _save_png(img, Path(img_dir)/fn)
@@ -200,7 +215,8 @@ def _object_scene(job) -> tuple:
         b = box_of(m)
         if b is None: continue
         anns.append({"image_id": i, "category": f"{o['colour']} {o['shape']}", "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
-                     "area": int(m.sum()), "iscrowd": 0, "segmentation": rle_from_mask(m), "size": o["size"]})
+                     "area": int(m.sum()), "iscrowd": 0, "segmentation": rle_from_mask(m), "size": o["size"],
+                     **({"marking": o["marking"]} if o.get("marking") else {})})
     return split, kimg, {"id": i, "file_name": fn, "height": cfg.image_size, "width": cfg.image_size}, anns
 
 def object_world(n_train:int=8000, # training images

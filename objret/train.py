@@ -23,11 +23,12 @@ from .core import (atomic_path, batch_slices, batched, check_int, get_device, lo
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'clip_loss', 'soft_triplet_loss', 'batch_classification_loss', 'first_nonfinite',
-           'fit', 'TinyClipConfig', 'config_key', 'shipped_dir', 'trained_dir', 'start_run', 'finish_run',
-           'trained_or_train', 'ship_run', 'load_split_tensors', 'normalize_images', 'patch_object_loss',
-           'train_tiny_clip', 'check_tiny', 'tiny_clip', 'embed_split', 'caption_recall', 'pointing_game',
-           'imagenet_normalize', 'imagenet_unnormalize', 'TinyCnnConfig', 'cnn_logits', 'train_tiny_cnn', 'tiny_cnn',
-           'classifier_map', 'TinyDetectorConfig', 'train_tiny_detector', 'tiny_detector', 'detection_recall']
+           'fit', 'TinyClipConfig', 'caption_world', 'config_key', 'shipped_dir', 'trained_dir', 'start_run',
+           'finish_run', 'trained_or_train', 'ship_run', 'load_split_tensors', 'crop_phrases', 'object_crops',
+           'normalize_images', 'patch_object_loss', 'train_tiny_clip', 'check_tiny', 'tiny_clip', 'embed_split',
+           'caption_recall', 'pointing_game', 'marking_accuracy', 'imagenet_normalize', 'imagenet_unnormalize',
+           'TinyCnnConfig', 'cnn_logits', 'train_tiny_cnn', 'tiny_cnn', 'classifier_map', 'TinyDetectorConfig',
+           'train_tiny_detector', 'tiny_detector', 'detection_recall']
 
 # %% ../nbs/06_train.ipynb #08a35281
 def clip_loss(img:torch.Tensor, # (B, E) image embeddings, L2-normalised
@@ -147,7 +148,7 @@ def fit(model:nn.Module, # what trains (its parameters with requires_grad)
 from .backbones import Clip, create_clip, encode_text_trimmed, encode_texts, vit_global_dense
 from .data import ImageDataset, image_batches, load_captions, load_instances
 from .metrics import text_image_recall
-from .synth import SIZE_EDGES, WorldConfig, object_query, object_world
+from .synth import MARKINGS, SIZE_EDGES, WorldConfig, object_query, object_world
 
 @dataclass(frozen=True)
 class TinyClipConfig:
@@ -156,15 +157,22 @@ class TinyClipConfig:
     n_train:int = 10000           # synthetic training images
     n_eval:int = 1000             # synthetic validation and test images (1,000 each, like Flickr30K's test split)
     world_seed:int = 0
-    steps:int = 700               # ≈ 9 min on this project's 2-core CPU (bench/tiny_clip.py measures it)
+    markings:float = 0.5          # share of the world's objects with a fine marking (`objret.synth.MARKINGS`), named by captions
+    steps:int = 3200              # ≈ 75 min on this project's 2-core CPU (bench/tiny_clip.py --ship measures and states it)
     batch_size:int = 128
     lr:float = 2e-3
     weight_decay:float = 0.1
     warmup:int = 30
     patch_loss:float = 1.0        # weight of the patch-level object loss (0: plain CLIP)
+    crop_loss:float = 1.0         # weight of the close-up loss: object crops at full resolution against their phrases (0: none)
+    crop_batch:int = 64           # object crops per step
     bf16:bool = False             # bf16 autocast: 10× *slower* on this project's 2-core CPU (torch 2.15), faster on GPUs
     seed:int = 0
     def key(self) -> str: return config_key(self)
+
+def caption_world(cfg:TinyClipConfig=TinyClipConfig(), progress:bool=True) -> Path:
+    "The synthetic caption world the tiny CLIP learns from (and OPEN's synthetic data set): written once, cached."
+    return object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings), progress=progress)
 
 def config_key(cfg) -> str:
     "A short hash of a config dataclass: the name of its cache directory."
@@ -241,6 +249,30 @@ def load_split_tensors(world:Path, # an `object_world` directory
     return dict(images=imgs, captions=caps.captions, text_image=caps.text_image, labels=objs.positives().T.contiguous(),
                 objects=objs, caption_set=caps)
 
+def crop_phrases(categories:list) -> list:
+    "The close-up phrases: each category plain, then with each marking ('a photo of a striped red circle')."
+    return [object_query(c, m) for m in (None, *MARKINGS) for c in categories]
+
+def object_crops(world:Path, # an `object_world` directory
+                 split:str, # "train", "val" or "test"
+                 size:int, # model input side
+                ) -> dict:
+    "Every object of a split cropped to its box at full resolution and resized as CLIP's preprocessing does (shorter side, centre)."
+    from PIL import Image as _I
+    import torchvision.transforms.functional as TF
+    coco = json.loads((world/f"instances_{split}.json").read_text())
+    files, n_cat = {im["id"]: im["file_name"] for im in coco["images"]}, len(coco["categories"])
+    anns = sorted(coco["annotations"], key=lambda a: a["image_id"])
+    crops, phrase = torch.empty(len(anns), 3, size, size, dtype=torch.uint8), torch.empty(len(anns), dtype=torch.long)
+    im_id, im = None, None
+    for k, a in enumerate(tqdm(anns, desc=f"object crops {split}", leave=False, mininterval=2, disable=not progress_enabled())):
+        if a["image_id"] != im_id: im_id = a["image_id"]; im = _I.open(world/"images"/files[im_id]).convert("RGB")
+        x, y, w, h = a["bbox"]
+        c = TF.resize(im.crop((x, y, x + max(w, 1), y + max(h, 1))), size, interpolation=TF.InterpolationMode.BICUBIC)
+        crops[k] = TF.pil_to_tensor(TF.center_crop(c, size))
+        phrase[k] = (0 if "marking" not in a else 1 + MARKINGS.index(a["marking"])) * n_cat + a["category_id"] - 1
+    return dict(crops=crops, phrase=phrase, phrases=crop_phrases([c["name"] for c in coco["categories"]]))
+
 def normalize_images(x:torch.Tensor, clip:Clip) -> torch.Tensor:
     "uint8 images → the model's normalised float input."
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
@@ -269,13 +301,14 @@ def train_tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe
     out = start_run(cfg, out or objret_home("models", f"tiny-clip-{cfg.key()}"))
     seed_everything(cfg.seed)
     clip = create_clip(cfg.model, device=device)
-    world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed)
+    world = caption_world(cfg)
     tr = load_split_tensors(world, "train", clip.image_size)
     dev = clip.device
     toks = clip.tokenizer(tr["captions"])
     cap_start = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(tr["text_image"]).cumsum(0)])
     n_caps = torch.bincount(tr["text_image"])
     qtoks = clip.tokenizer([object_query(c) for c in tr["objects"].categories]).to(dev)
+    if cfg.crop_loss: close = object_crops(world, "train", clip.image_size); ptoks = clip.tokenizer(close["phrases"]).to(dev)
     model, n = clip.model, len(tr["images"])
     def step(i):
         g = step_generator(cfg.seed, i)
@@ -291,7 +324,13 @@ def train_tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe
         if cfg.patch_loss:
             q = F.normalize(encode_text_trimmed(model, qtoks), dim=-1)
             losses["patch"] = patch_object_loss(F.normalize(dense, dim=-1), q, tr["labels"][idx].to(dev), scale)
-        losses["loss"] = losses["clip"] + cfg.patch_loss * losses.get("patch", 0)
+        if cfg.crop_loss:                                                      # close-ups: the detail a 64-px scene loses
+            j = torch.randint(0, len(close["crops"]), (cfg.crop_batch,), generator=g)
+            xc = normalize_images(close["crops"][j].to(dev), clip)
+            xc = torch.where((torch.rand(cfg.crop_batch, generator=g) < .5).to(dev)[:, None, None, None], xc.flip(-1), xc)
+            ce = F.normalize(vit_global_dense(model.visual, xc)[0], dim=-1)
+            losses["crop"] = F.cross_entropy(scale * ce @ F.normalize(encode_text_trimmed(model, ptoks), dim=-1).T, close["phrase"][j].to(dev))
+        losses["loss"] = losses["clip"] + cfg.patch_loss * losses.get("patch", 0) + cfg.crop_loss * losses.get("crop", 0)
         return losses
     hist = fit(model, step, cfg.steps, cfg.lr, cfg.weight_decay, cfg.warmup, ckpt=out/"ckpt.pt", ckpt_every=50,
                bf16=cfg.bf16, desc="tiny CLIP")
@@ -312,7 +351,7 @@ def tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe (its hash keys t
               device:str="auto",
               retrain:bool=False, # train even when cached weights exist
              ) -> Clip:
-    "The tiny CLIP trained on the synthetic world: from the cache or the weights objret ships, else trained (≈10 min on 2 CPU cores)."
+    "The tiny CLIP trained on the synthetic world: from the cache or the weights objret ships, else trained (≈75 min on 2 CPU cores)."
     check_tiny(cfg.model, "clip")
     d = trained_or_train(f"tiny-clip-{cfg.key()}", lambda out: train_tiny_clip(cfg, out, device), retrain)
     return create_clip(cfg.model, pretrained=d/"model.pt", device=device)
@@ -352,6 +391,19 @@ def pointing_game(clip:Clip, data:dict, dense:torch.Tensor|None=None) -> dict:
         if m.any(): out[f"pointing_{name}"] = 100 * hit[m].float().mean().item()
     out["chance"] = 100 * (((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])) / (H * W)).mean().item()
     return out
+
+@torch.no_grad()
+def marking_accuracy(clip:Clip, crops:dict, batch_size:int=500) -> dict:
+    "Share (%) of object crops (`object_crops`) whose best phrase among their category's plain and marked ones is the right one; chance 1/3."
+    P = encode_texts(clip, crops["phrases"]).cpu()
+    n_cat = len(P) // (1 + len(MARKINGS))
+    E = torch.cat([F.normalize(vit_global_dense(clip.model.visual, normalize_images(b.to(clip.device), clip))[0].float(), dim=-1).cpu()
+                   for b in batched(crops["crops"], batch_size, desc="embedding crops")])
+    cat, mark = crops["phrase"] % n_cat, crops["phrase"] // n_cat
+    options = cat[:, None] + n_cat * torch.arange(1 + len(MARKINGS))               # (M, 3) the crop's category, each marking
+    right = (torch.einsum("me,mke->mk", E, P[options]).argmax(1) == mark).float()
+    return {"marking": 100 * right.mean().item(), **{f"marking_{m or 'plain'}": 100 * right[mark == k].mean().item()
+                                                   for k, m in enumerate((None, *MARKINGS)) if (mark == k).any()}}
 
 # %% ../nbs/06_train.ipynb #ceac4aa9
 from .backbones import FeatureMapNet, cnn_backbone

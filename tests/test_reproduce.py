@@ -75,9 +75,15 @@ def _dense_clip_claims(df, results):
     assert len(cl) == 3 and cl.claim.str.contains("small objects").any() and cl.smoke.str.startswith("smoke run").all()
 
 def _open_claims(df, results):
-    "objret's three rows, in order, on the smoke collection; the timing CSV beside it has the three sizes."
+    "objret's three rows, in order, on the smoke collection; the reason ablation's three runs, each with its verdict."
     o = df[df.source.str.startswith("objret")]
     assert o.method.tolist() == ["zero-shot CLIP", "PreTrain-linear-prob", "OPEN"] and (o.test_images == 24).all()
+    (ab,) = Path(results).glob("open_*/open_*_ablation.csv")
+    ab = pd.read_csv(ab)
+    assert ab.run.tolist() == ["objects' regions, 50 % of objects marked", "regions moved to random places", "the same scenes without markings"]
+    assert ab.markings.tolist() == [0.5, 0.5, 0.0] and ab.verdict.notna().all()
+    main = o.set_index("method")["t2i_R@1"]                                            # the first row is the main table's run
+    assert abs(ab["OPEN t2i_R@1"][0] - main["OPEN"]) < 1e-9 and abs(ab["PreTrain-linear-prob t2i_R@1"][0] - main["PreTrain-linear-prob"]) < 1e-9
 
 def _rmac_claims(df, results):
     "Three variants with and without QE on the smoke collection (2 queries); mAPs are percentages; times positive; the clutter ablation."
