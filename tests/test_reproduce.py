@@ -83,7 +83,7 @@ def _open_claims(df, results):
     assert ab.run.tolist() == ["objects' regions, 50 % of objects marked", "regions moved to random places", "the same scenes without markings"]
     assert ab.markings.tolist() == [0.5, 0.5, 0.0] and ab.verdict.notna().all()
     main = o.set_index("method")["t2i_R@1"]                                            # the first row is the main table's run
-    assert abs(ab["OPEN t2i_R@1"][0] - main["OPEN"]) < 1e-9 and abs(ab["PreTrain-linear-prob t2i_R@1"][0] - main["PreTrain-linear-prob"]) < 1e-9
+    assert abs(ab["OPEN t2i_R@1"][0] - main["OPEN"]) < 1e-4 and abs(ab["PreTrain-linear-prob t2i_R@1"][0] - main["PreTrain-linear-prob"]) < 1e-4
 
 def _rmac_claims(df, results):
     "Three variants with and without QE on the smoke collection (2 queries); mAPs are percentages; times positive; the clutter ablation."
