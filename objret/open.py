@@ -23,7 +23,7 @@ from .metrics import Verdict, claim, text_image_ranks, text_image_recall
 from .train import clip_loss, fit
 
 # %% auto #0
-__all__ = ['RECALL_COLUMNS', 'SIZE_GROUPS', 'OpenDecoder', 'LinearProbe', 'OpenModel', 'OpenFeatures', 'open_features',
+__all__ = ['MOVES', 'RECALL_COLUMNS', 'SIZE_GROUPS', 'OpenDecoder', 'LinearProbe', 'OpenModel', 'OpenFeatures', 'open_features',
            'train_open', 'embed_open', 'open_recall', 'open_ranks', 'QueryDependentScorer', 'inference_times',
            'head_captions', 'load_caption_split', 'check_regions_spec', 'regions_for', 'check_open_params',
            'open_experiment', 'TinyOpenConfig', 'load_open_model', 'tiny_open_regions', 'train_tiny_open', 'tiny_open',
@@ -110,17 +110,23 @@ class OpenFeatures:
 def open_features(clip:Clip, # the frozen CLIP
                   caps, # an `objret.data.CaptionSet`
                   regions, # an `objret.regions.RegionSet` aligned to `caps.files`
-                  batch_size:int=256,
+                  batch_size:int=128,
                   max_regions:int|None=None, # regions kept per image (highest scores)
                   num_workers:int=0,
+                  glob:torch.Tensor|None=None, # (N, E) the images' embeddings, when known: only the regions are embedded
+                  text:torch.Tensor|None=None, # (T, E) the captions' embeddings, when known
                  ) -> OpenFeatures:
     "Global, region and caption embeddings of a caption set from a frozen CLIP."
     from objret.regions import embed_images_and_regions, region_tensors
     if len(regions) != len(caps): raise ValueError(f"regions for {len(regions)} images but the caption set has {len(caps)}.")
     if len(caps) == 0: raise ValueError("open_features: the caption set is empty.")
-    glob, emb = embed_images_and_regions(clip, caps.root, caps.files, regions, batch_size, num_workers)
+    if glob is not None and len(glob) != len(caps): raise ValueError(f"glob holds {len(glob)} image embeddings but the caption set has {len(caps)} images.")
+    if text is not None and len(text) != len(caps.captions): raise ValueError(f"text holds {len(text)} caption embeddings but the caption set has {len(caps.captions)} captions.")
+    g, emb = embed_images_and_regions(clip, caps.root, caps.files, regions, batch_size, num_workers, whole=glob is None)
+    glob = g if glob is None else glob
     X, pad = region_tensors(emb, regions, glob, max_regions)
-    return OpenFeatures(glob, X, pad, encode_texts(clip, caps.captions).cpu(), caps.text_image.clone()).check()
+    text = encode_texts(clip, caps.captions).cpu() if text is None else text
+    return OpenFeatures(glob, X, pad, text, caps.text_image.clone()).check()
 
 # %% ../nbs/21_open.ipynb #8903969f
 def train_open(model:OpenModel, # OPEN (regions=True) or the linear probe (regions=False)
@@ -256,7 +262,9 @@ def load_caption_split(dataset:str, data_root, split:str, max_images:int|None=No
     if dataset == "synthetic":
         from objret.data import load_captions
         cfg = TinyClipConfig() if markings is None else replace(TinyClipConfig(), markings=markings)
-        world = caption_world(cfg) if max_images is None else object_world(max_images, max_images, max_images, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings))
+        if max_images is not None: world = object_world(max_images, max_images, max_images, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings))
+        elif cfg == TinyClipConfig(): world = caption_world(cfg)         # the tiny CLIP's own world, made once for every split
+        else: world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings), splits=[split])   # its scenes, other markings: the split asked for
         return head_captions(load_captions(world/"captions.json", world/"images", split), max_images), world
     if markings is not None: raise ValueError(f"markings={markings}: a knob of the synthetic world, not of {dataset!r}; leave it None.")
     if dataset not in ("flickr30k", "coco"): raise ValueError(f"dataset={dataset!r}: use synthetic, flickr30k or coco.")
@@ -300,6 +308,8 @@ def regions_for(spec:str, caps, dataset:str, root:Path, split:str, detector_weig
     raise ValueError(f"regions={spec!r}: use 'gt', a torchvision detector {DETECTORS}, or a detections file 'dets_{{split}}.json'.")
 
 # %% ../nbs/21_open.ipynb #a2c83f7c
+MOVES = {None: "", "random": " moved to random places", "background": " moved off the objects"}   # OPEN's region controls
+
 def check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file=None, markings=None):
     "Every parameter of an OPEN run checked before any work: an unknown name or an impossible size is a clear error."
     from objret.core import check_choice
@@ -330,36 +340,43 @@ def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
                     ann_file=None, # real data: a Karpathy-format caption file anywhere (with images_dir), instead of data_root's layout
                     images_dir=None, # the folder ann_file's file names are relative to
                     markings:float|None=None, # synthetic world: share of objects with a fine marking (None: the tiny CLIP's world; 0: none)
-                    random_boxes:bool=False, # the control: every region moved to a random place in its image (`objret.regions.random_regions`)
+                    move_regions:str|None=None, # the controls: None (regions as found), "random" (random places) or "background" (off the objects)
+                    test_markings:float|None=None, # synthetic world: markings of the evaluated split's scenes, when not those of training (the ablation)
                     split:str="test", # the split evaluated: "test" for the tables, "val" to choose settings
                    ) -> dict: # table, times, history (DataFrames), info, models, per-query ranks, test features, captions and regions
     "Train and evaluate zero-shot CLIP, PreTrain-linear-prob and OPEN on a caption set; time both inference modes."
     from objret.backbones import create_clip
     from objret.core import fingerprint, load_pt, objret_home, stable_repr, state_digest
     from objret.core import check_choice
-    from objret.regions import filter_regions, random_regions
+    from objret.regions import background_regions, covered_share, filter_regions, random_regions
     from objret.train import TinyClipConfig, tiny_clip
     check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file, markings)
-    check_choice(split, ["test", "val"], "split")
+    check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file, test_markings)
+    check_choice(split, ["test", "val"], "split"); check_choice(move_regions, MOVES, "move_regions")
     seed_everything(seed)
     if pretrained == "objret": clip, weights = tiny_clip(TinyClipConfig(model=model), device=device), f"objret tiny CLIP {TinyClipConfig(model=model).key()}"
     else: clip, weights = create_clip(model, pretrained=pretrained, device=device), str(pretrained)
-    feats, info = {}, dict(dataset=dataset, model=model, pretrained=weights, regions=regions + (" moved to random places" if random_boxes else ""),
-                           alpha=alpha, device=str(get_device(device)), split=split,
-                           markings=(TinyClipConfig().markings if markings is None else markings) if dataset == "synthetic" else None)
-    clip_digest = state_digest(clip.model)                             # the cache is keyed on the weights' content, not their name
-    for s, part in (("train", "train"), (split, "test")):                # features["test"]: the split evaluated
-        caps, root = load_caption_split(dataset, data_root, s, max_images, ann_file, images_dir, markings)
-        r = filter_regions(regions_for(regions, caps, dataset, root, s, detector_weights, device), alpha=alpha)
-        if random_boxes: r = random_regions(r, seed)
-        key = fingerprint("open-features/3", dataset, s, str(caps.root), caps.files, caps.captions, model, clip_digest, stable_repr(clip.preprocess),
-                          r.boxes, r.box_image, r.scores, max_regions)
-        f = objret_home("features", "open", create=False)/f"{dataset}-{s}-{key}.pt"
-        stats = {f"{part}_regions_per_image": float(r.counts().float().mean()), f"{part}_images_without_regions": int((r.counts() == 0).sum())}
-        if pretrained is not None and f.exists(): feats[part] = OpenFeatures(**load_pt(f, "OPEN features cache")["feats"]).check(f"OPEN features cache {f}")
+    world_markings = (TinyClipConfig().markings if markings is None else markings) if dataset == "synthetic" else None
+    feats, info = {}, dict(dataset=dataset, model=model, pretrained=weights, regions=regions + MOVES[move_regions],
+                           alpha=alpha, device=str(get_device(device)), split=split, markings=world_markings,
+                           test_markings=world_markings if test_markings is None else test_markings)
+    clip_digest, home = state_digest(clip.model), objret_home("features", "open", create=False)   # the cache is keyed on the weights' content
+    for s, part, mk in (("train", "train", markings), (split, "test", markings if test_markings is None else test_markings)):   # features["test"]: the split evaluated
+        caps, root = load_caption_split(dataset, data_root, s, max_images, ann_file, images_dir, mk)
+        found = filter_regions(regions_for(regions, caps, dataset, root, s, detector_weights, device), alpha=alpha)
+        r = found if move_regions is None else (random_regions if move_regions == "random" else background_regions)(found, seed)
+        stats = {f"{part}_regions_per_image": float(r.counts().float().mean()), f"{part}_images_without_regions": int((r.counts() == 0).sum()),
+                 f"{part}_regions_on_objects_%": float(100 * covered_share(r, found).mean()) if len(r.boxes) else float("nan")}
+        gkey = fingerprint("open-global/1", dataset, s, str(caps.root), caps.files, caps.captions, model, clip_digest, stable_repr(clip.preprocess))
+        gf, rf = home/f"{dataset}-{s}-global-{gkey}.pt", home/f"{dataset}-{s}-regions-{fingerprint(gkey, r.boxes, r.box_image, r.scores, max_regions)}.pt"
+        g = load_pt(gf, "OPEN features cache") if pretrained is not None and gf.is_file() else None   # images and captions, shared by every region set
+        x = load_pt(rf, "OPEN features cache") if g is not None and rf.is_file() else None
+        if x is not None: feats[part] = OpenFeatures(g["glob"], x["X"], x["pad"], g["text"], g["text_image"]).check(f"OPEN features cache {rf}")
         else:
-            feats[part] = open_features(clip, caps, r, max_regions=max_regions)
-            if pretrained is not None: save_atomic({"feats": vars(feats[part]), "stats": stats}, f)
+            feats[part] = open_features(clip, caps, r, max_regions=max_regions, glob=None if g is None else g["glob"], text=None if g is None else g["text"])
+            if pretrained is not None:
+                if g is None: save_atomic({k: getattr(feats[part], k) for k in ("glob", "text", "text_image")}, gf)
+                save_atomic({"X": feats[part].X, "pad": feats[part].pad}, rf)
         info.update(stats)
         info[f"{part}_images"], info[f"{part}_captions"] = len(caps), len(caps.captions)
     info["smoke"] = None if max_images is None else f"smoke run (max_images={max_images}: the first {max_images} images of each split), not the protocol"
@@ -558,12 +575,13 @@ def gain_by_object_size(res:dict, # what `open_experiment` returned
 def reason_ablation(res:dict, # the main run's `open_experiment` result
                     **kw, # the keyword arguments it was run with
                    ) -> dict: # {what each run is: its result}, the main run first
-    "OPEN's reason ablation beside a run: the same run with its regions moved to random places, and (synthetic world) without markings."
+    "OPEN's reason ablation beside a run: its regions moved to random places, moved off the objects, and (synthetic world) its test scenes without markings."
     kw = {**kw, "time_sizes": None}
     m = res["info"].get("markings")
     runs = {"objects' regions" + ("" if m is None else f", {100 * m:.0f} % of objects marked"): res,
-            "regions moved to random places": open_experiment(**{**kw, "random_boxes": True})}
-    if kw.get("dataset", "synthetic") == "synthetic": runs["the same scenes without markings"] = open_experiment(**{**kw, "markings": 0.0})
+            "regions moved to random places": open_experiment(**kw, move_regions="random"),
+            "regions moved off the objects": open_experiment(**kw, move_regions="background")}
+    if m: runs["test scenes without markings (models as trained)"] = open_experiment(**kw, test_markings=0.0)
     return runs
 
 def open_ablation(runs:dict, # {what the run is: its `open_experiment` result}, the paper's setting first
@@ -573,7 +591,8 @@ def open_ablation(runs:dict, # {what the run is: its `open_experiment` result}, 
     for name, res in runs.items():
         v = open_gain(res, what=f"OPEN > PreTrain-linear-prob on t2i R@1, {name}")
         t = res["table"].set_index("method")["t2i_R@1"]
-        rows.append({"run": name, "markings": res["info"].get("markings"), "regions": res["info"]["regions"],
+        rows.append({"run": name, "test markings": res["info"].get("test_markings"), "regions": res["info"]["regions"],
+                     "regions on objects %": res["info"]["test_regions_on_objects_%"],
                      "zero-shot t2i_R@1": t["zero-shot CLIP"], "PreTrain-linear-prob t2i_R@1": t["PreTrain-linear-prob"],
                      "OPEN t2i_R@1": t["OPEN"], **{k: v.row()[k] for k in ("delta", "ci_low", "ci_high", "verdict")}})
         verdicts.append(v)

@@ -20,10 +20,10 @@ from .core import as_tensor, batch_slices, get_device
 from .data import ImageDataset, ObjectSet, clean_boxes, image_batches, load_image, read_json
 
 # %% auto #0
-__all__ = ['DETECTORS', 'POOLINGS', 'GEM_EPS', 'RegionSet', 'make_regions', 'filter_regions', 'random_regions', 'gt_regions',
-           'load_detections', 'torchvision_detector', 'torchvision_regions', 'owl_regions', 'cluster_regions',
-           'pixel_box', 'embed_images_and_regions', 'gem_power', 'gem_root', 'global_pool', 'pool_boxes',
-           'roi_embeddings', 'region_tensors']
+__all__ = ['DETECTORS', 'POOLINGS', 'GEM_EPS', 'RegionSet', 'make_regions', 'filter_regions', 'covered_share', 'random_regions',
+           'background_regions', 'gt_regions', 'load_detections', 'torchvision_detector', 'torchvision_regions',
+           'owl_regions', 'cluster_regions', 'pixel_box', 'embed_images_and_regions', 'gem_power', 'gem_root',
+           'global_pool', 'pool_boxes', 'roi_embeddings', 'region_tensors']
 
 # %% ../nbs/20_regions.ipynb #f9796e1f
 @dataclass
@@ -92,15 +92,57 @@ def _rank_in_image(r:RegionSet) -> tuple[torch.Tensor, torch.Tensor]:
     return o, torch.arange(len(o)) - start[r.box_image[o]]
 
 # %% ../nbs/20_regions.ipynb #77cf3005
+def _box_room(r:RegionSet) -> tuple[torch.Tensor, torch.Tensor]:
+    "(M, 2) width and height of each box, and the room left to move it inside its image."
+    wh = (r.boxes[:, 2:] - r.boxes[:, :2]).clamp(min=0)
+    return wh, (r.sizes[r.box_image].flip(1).float() - wh).clamp(min=0)
+
+def _padded_boxes(r:RegionSet) -> torch.Tensor:
+    "(N, R, 4) each image's boxes, padded with empty boxes."
+    o, rank = _rank_in_image(r)
+    out = torch.zeros(len(r), max(int(r.counts().max()) if len(r.boxes) else 0, 1), 4)
+    out[r.box_image[o], rank] = r.boxes[o]
+    return out
+
+def _intersection(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
+    "Intersection areas of boxes `a` (…, 4) and `b` (…, 4), broadcast."
+    wh = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
+    return wh[..., 0] * wh[..., 1]
+
+def covered_share(r:RegionSet, # the boxes measured
+                  ref:RegionSet, # boxes of the same images (e.g. the objects' own)
+                 ) -> torch.Tensor: # (M,) in [0, 1]
+    "Share of each box's area that its image's `ref` boxes cover (their intersections summed, at most 1)."
+    if len(r) != len(ref): raise ValueError(f"covered_share: regions of {len(r)} images against references of {len(ref)}.")
+    inter = _intersection(r.boxes[:, None], _padded_boxes(ref)[r.box_image]).sum(1)
+    wh = (r.boxes[:, 2:] - r.boxes[:, :2]).clamp(min=0)
+    return (inter / (wh[:, 0] * wh[:, 1]).clamp(min=1e-9)).clamp(max=1)
+
 def random_regions(r:RegionSet, # the regions to move
                    seed:int=0,
                   ) -> RegionSet:
     "The same boxes (count per image, width, height) moved to uniformly random places inside their images: a control."
     g = torch.Generator().manual_seed(seed)
-    wh = (r.boxes[:, 2:] - r.boxes[:, :2]).clamp(min=0)
-    room = (r.sizes[r.box_image].flip(1).float() - wh).clamp(min=0)            # (M, 2) free width, height
+    wh, room = _box_room(r)
     xy = torch.rand(len(wh), 2, generator=g) * room
     return replace(r, boxes=torch.cat([xy, xy + wh], 1), labels=[""] * len(wh))
+
+def background_regions(r:RegionSet, # the regions to move
+                       seed:int=0,
+                       tries:int=32, # random places drawn per box; the one the image's regions cover least is kept
+                       chunk:int=4096, # boxes placed at a time (bounds memory)
+                      ) -> RegionSet:
+    "The same boxes (count per image, width, height) moved off the objects: each to the least covered of `tries` random places in its image."
+    if tries < 1: raise ValueError(f"tries={tries}: draw at least one place per box.")
+    g = torch.Generator().manual_seed(seed)
+    wh, room = _box_room(r)
+    ref, out = _padded_boxes(r), torch.empty(len(wh), 4)
+    for s in batch_slices(len(wh), chunk):
+        xy = torch.rand(len(wh[s]), tries, 2, generator=g) * room[s, None]
+        cand = torch.cat([xy, xy + wh[s, None]], 2)                                      # (m, tries, 4)
+        inter = _intersection(cand[:, :, None], ref[r.box_image[s]][:, None]).sum(2)     # (m, tries): area on the image's regions
+        out[s] = cand[torch.arange(len(cand)), inter.argmin(1)]
+    return replace(r, boxes=out, labels=[""] * len(wh))
 
 # %% ../nbs/20_regions.ipynb #c3ec8429
 def gt_regions(objs:ObjectSet, # the data set's instances
@@ -287,20 +329,21 @@ def embed_images_and_regions(clip:Clip, # the CLIP model
                              root:str|Path, # the images' directory
                              files:Sequence[str], # the images the regions belong to
                              r:RegionSet, # the regions
-                             batch_size:int=128, # images per batch (their crops go with them)
+                             batch_size:int=128, # images per batch (their crops go with them), and crops per forward pass
                              num_workers:int=0, # DataLoader workers decoding and cropping images
-                            ) -> tuple[torch.Tensor, torch.Tensor]: # global (N, E), regions (M, E), L2-normalised
+                             whole:bool=True, # also embed the whole images (False: the regions' crops only, the first result None)
+                            ) -> tuple[torch.Tensor|None, torch.Tensor]: # global (N, E), regions (M, E), L2-normalised
     "CLIP embeddings of every image and of every region's crop, in one pass over the images."
     if len(files) != len(r): raise ValueError(f"{len(files)} files but regions for {len(r)} images.")
     if len(files) == 0: raise ValueError("embed_images_and_regions: no images.")
     from tqdm.auto import tqdm
-    glob, emb = torch.zeros(len(files), clip.embed_dim), torch.zeros(len(r.boxes), clip.embed_dim)
-    enc = lambda x: F.normalize(clip.model.encode_image(x.to(clip.device)).float(), dim=-1).cpu()
+    glob, emb = torch.zeros(len(files), clip.embed_dim) if whole else None, torch.zeros(len(r.boxes), clip.embed_dim)
+    enc = lambda x: torch.cat([F.normalize(clip.model.encode_image(b.to(clip.device)).float(), dim=-1).cpu() for b in x.split(batch_size)])
     dl = torch.utils.data.DataLoader(_ImageCrops(root, files, r, clip.preprocess), batch_size=batch_size,
                                      num_workers=num_workers, collate_fn=_collate_crops)
-    for full, crops, j, i in tqdm(dl, desc="images and regions", disable=len(dl) <= 1, leave=False):
-        glob[i] = enc(full)
-        if crops is not None: emb[j] = torch.cat([enc(c) for c in crops.split(4 * batch_size)])
+    for full, crops, j, i in tqdm(dl, desc="images and regions" if whole else "regions", disable=len(dl) <= 1, leave=False):
+        if whole: glob[i] = enc(full)
+        if crops is not None: emb[j] = enc(crops)
     return glob, emb
 
 POOLINGS = ("mac", "gem", "mean")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib, hashlib, json, pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from .core import atomic_dir, objret_home
+from .core import atomic_dir, check_choice, objret_home
 from .data import rle_from_mask
 
 # %% auto #0
@@ -112,11 +113,11 @@ def _texture(rng, img:np.ndarray, share:float):
         img[y:y + h, x:x + w] = np.where(on, hi, lo)[..., None]; covered[y:y + h, x:x + w] = True
     return img
 
-def _marking(kind:str, colour:np.ndarray, S:int, amplitude:int=60) -> np.ndarray:
-    "A zero-mean (S, S, 3) offset: ±a on alternate pixel rows (striped) or pixels (checked), a kept inside [0, 255] per channel."
-    yy, xx = np.mgrid[:S, :S]
-    sign = np.where((yy if kind == "striped" else yy + xx) % 2 == 0, 1, -1)
-    return sign[..., None] * np.minimum(amplitude, np.minimum(colour, 255 - colour))
+def _marking(kind:str, colour:np.ndarray, mask:np.ndarray, amplitude:int=60) -> np.ndarray:
+    "A zero-mean (k, 3) offset for the k pixels of `mask`: ±a on alternate pixel rows (striped) or pixels (checked), a kept inside [0, 255] per channel."
+    yy, xx = np.nonzero(mask)                                         # the order in which img[mask] lists them
+    sign = np.where((yy if kind == "striped" else yy + xx) % 2 == 0, 1, -1)[:, None]
+    return sign * np.minimum(amplitude, np.minimum(colour, 255 - colour))
 
 def render(objects:list, # dicts with shape, colour, size (word), cx, cy, extent, angle, optionally marking
            cfg:WorldConfig, rng:np.random.Generator, noisy:bool|None=None,
@@ -131,7 +132,7 @@ def render(objects:list, # dicts with shape, colour, size (word), cx, cy, extent
         label[m] = i + 1
         shade = rng.integers(-15, 16, 3)
         c = np.clip(np.array(COLOURS[o["colour"]]) + shade, 0, 255)
-        img[m] = c + _marking(o.get("marking"), c, S)[m] if o.get("marking") else c
+        img[m] = c + _marking(o["marking"], c, m) if o.get("marking") else c
     return np.clip(img, 0, 255).astype(np.uint8), [label == i + 1 for i in range(len(objects))]
 
 def _obj(rng, cfg, shape, colour, size):
@@ -227,18 +228,22 @@ def object_world(n_train:int=8000, # training images
                  root:str|Path|None=None, # where to write; default: cached under objret_home("synth")
                  progress:bool=True,
                  workers:int|None=None, # processes rendering scenes (None: one per CPU core); the output is identical for any count
+                 splits:Sequence[str]|None=None, # render only these splits (None: all); the others are written empty, every scene keeps its seed
                 ) -> Path:
     "Write (or find cached) the synthetic caption + object world; return its directory."
     import os
     from concurrent.futures import ProcessPoolExecutor
-    out = Path(root) if root else _cache_dir("objects", cfg, seed, train=n_train, val=n_val, test=n_test)
+    if splits is not None:
+        for s in splits: check_choice(s, ("train", "val", "test"), "splits")
+    only = {} if splits is None else {"only": "+".join(sorted(set(splits)))}
+    out = Path(root) if root else _cache_dir("objects", cfg, seed, train=n_train, val=n_val, test=n_test, **only)
     if (out/"captions.json").exists(): return out
     cat_id = {n: i + 1 for i, n in enumerate(cfg.categories)}
-    splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
-    workers = workers or min(os.cpu_count() or 1, max(1, len(splits) // 256))        # small worlds: one process
+    split_of = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
     with atomic_dir(out) as tmp:
         (tmp/"images").mkdir()
-        jobs = [(i, split, seed, cfg, str(tmp/"images")) for i, split in enumerate(splits)]
+        jobs = [(i, s, seed, cfg, str(tmp/"images")) for i, s in enumerate(split_of) if splits is None or s in splits]
+        workers = workers or min(os.cpu_count() or 1, max(1, len(jobs) // 256))      # small worlds: one process
         kimgs, coco = [], {s: ([], []) for s in ("train", "val", "test")}
         with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
             scenes = pool.map(_object_scene, jobs, chunksize=128) if workers > 1 else map(_object_scene, jobs)
@@ -250,7 +255,7 @@ def object_world(n_train:int=8000, # training images
                     all_anns.append({"id": len(all_anns) + 1, "image_id": a["image_id"], "category_id": cat_id[a.pop("category")], **a})
         for s, (ims, anns) in coco.items(): (tmp/f"instances_{s}.json").write_text(json.dumps(_coco(cfg, ims, anns)))
         (tmp/"captions.json").write_text(json.dumps({"dataset": "objret-synthetic", "images": kimgs}))
-        (tmp/"config.json").write_text(json.dumps({"cfg": asdict(cfg), "seed": seed, "n": [n_train, n_val, n_test]}))
+        (tmp/"config.json").write_text(json.dumps({"cfg": asdict(cfg), "seed": seed, "n": [n_train, n_val, n_test], **only}))
     return out
 
 # %% ../nbs/04_synth.ipynb #4f151c53

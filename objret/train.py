@@ -397,8 +397,7 @@ def marking_accuracy(clip:Clip, crops:dict, batch_size:int=500) -> dict:
     "Share (%) of object crops (`object_crops`) whose best phrase among their category's plain and marked ones is the right one; chance 1/3."
     P = encode_texts(clip, crops["phrases"]).cpu()
     n_cat = len(P) // (1 + len(MARKINGS))
-    E = torch.cat([F.normalize(vit_global_dense(clip.model.visual, normalize_images(b.to(clip.device), clip))[0].float(), dim=-1).cpu()
-                   for b in batched(crops["crops"], batch_size, desc="embedding crops")])
+    E = embed_split(clip, {"images": crops["crops"]}, batch_size)[0]
     cat, mark = crops["phrase"] % n_cat, crops["phrase"] // n_cat
     options = cat[:, None] + n_cat * torch.arange(1 + len(MARKINGS))               # (M, 3) the crop's category, each marking
     right = (torch.einsum("me,mke->mk", E, P[options]).argmax(1) == mark).float()
