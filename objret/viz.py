@@ -23,8 +23,8 @@ from .core import atomic_path
 from .data import load_image
 
 # %% auto #0
-__all__ = ['save_figure', 'hits_frame', 'show_results', 'patch_heatmap', 'cluster_map', 'region_weights', 'open_attention',
-           'rmac_regions', 'object_boxes']
+__all__ = ['VERDICT_COLOURS', 'save_figure', 'hits_frame', 'show_results', 'patch_heatmap', 'cluster_map', 'region_weights',
+           'open_attention', 'rmac_regions', 'object_boxes', 'plot_verdicts']
 
 # %% ../nbs/70_viz.ipynb #3150a1b5
 def save_figure(fig:plt.Figure, # the figure
@@ -286,4 +286,33 @@ def object_boxes(method, # a collection `ObjectMethod` (classifier + detector)
         _box(ax, b, "yellow" if best else "white", 2.4 if best else 1.0)
         if sims is not None: ax.text(b[0] + 1, b[1] + 1, f"{float(sims[j]):.2f}", fontsize=6, va="top", bbox=dict(facecolor="yellow" if best else "white", alpha=0.7, pad=0.5, lw=0))
     ax.set_title(f"{len(boxes)} detected objects" + ("; best box to the query" if sims is not None else ""), fontsize=8)
+    return fig
+
+# %% ../nbs/70_viz.ipynb #1e15eb99
+VERDICT_COLOURS = {"holds": "#2a9d3a", "does NOT hold": "#c62828"}      # anything else: not resolved (grey)
+
+def plot_verdicts(verdicts, # `Verdict`s, or a DataFrame with delta, ci_low, ci_high, verdict (their CSV rows)
+                  labels:Sequence[str]|None=None, # one per row (default: each verdict's claim)
+                  title:str="", xlabel:str="gain (points)", width:float=6.0,
+                 ) -> plt.Figure:
+    "A forest plot of tested gains: each interval and observed gain, coloured by verdict, zero marked."
+    rows = verdicts if isinstance(verdicts, pd.DataFrame) else pd.DataFrame([v.row() for v in verdicts])
+    if len(rows) == 0: raise ValueError("plot_verdicts: no verdicts to draw.")
+    missing = {"delta", "ci_low", "ci_high", "verdict"} - set(rows.columns)
+    if missing: raise ValueError(f"plot_verdicts: the rows lack {sorted(missing)}; pass Verdicts or their .row() tables.")
+    labels = list(rows["claim"]) if labels is None and "claim" in rows else list(labels) if labels is not None else [str(i) for i in range(len(rows))]
+    if len(labels) != len(rows): raise ValueError(f"plot_verdicts: {len(labels)} labels for {len(rows)} verdicts.")
+    fig, ax = plt.subplots(figsize=(width, 0.45 * len(rows) + 0.9))
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, r) in zip(y, rows.iterrows()):
+        c = VERDICT_COLOURS.get(r["verdict"], "#8a8a8a")
+        ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=c, lw=2.5, solid_capstyle="butt")
+        ax.plot([r["delta"]], [yi], "o", color=c, ms=6)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, [textwrap.fill(str(l), 48) for l in labels], fontsize=8)
+    ax.set_xlabel(xlabel); ax.set_title(title, fontsize=9)
+    lo, hi = min(0.0, rows["ci_low"].min()), max(0.0, rows["ci_high"].max())
+    ax.set_xlim(lo - 0.08 * (hi - lo + 1e-9), hi + 0.08 * (hi - lo + 1e-9)); ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
     return fig

@@ -78,13 +78,14 @@ def _open_claims(df, results):
     "objret's three rows, in order, on the smoke collection; the reason ablation's four runs, each with its verdict."
     o = df[df.source.str.startswith("objret")]
     assert o.method.tolist() == ["zero-shot CLIP", "PreTrain-linear-prob", "OPEN"] and (o.test_images == 24).all()
-    (ab,) = Path(results).glob("open_*/open_*_ablation.csv")
-    ab = pd.read_csv(ab)
+    (ab_csv,) = Path(results).glob("open_*/open_*_ablation.csv")
+    ab = pd.read_csv(ab_csv)
     assert ab.run.tolist() == ["objects' regions, 50 % of objects marked", "regions moved to random places", "regions moved off the objects",
                                "test scenes without markings (models as trained)"]
     assert ab["test markings"].tolist() == [0.5, 0.5, 0.5, 0.0] and ab.verdict.notna().all()
     on = ab["regions on objects %"]                                                     # the moved regions hold less of the objects
     assert on[0] == on[3] == 100 and on[0] > on[1] > on[2]
+    assert ab_csv.with_suffix(".png").is_file()                                         # and its forest plot
     main = o.set_index("method")["t2i_R@1"]                                            # the first row is the main table's run
     assert abs(ab["OPEN t2i_R@1"][0] - main["OPEN"]) < 1e-4 and abs(ab["PreTrain-linear-prob t2i_R@1"][0] - main["PreTrain-linear-prob"]) < 1e-4
 
