@@ -351,7 +351,8 @@ def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
     from objret.regions import background_regions, covered_share, filter_regions, random_regions
     from objret.train import TinyClipConfig, tiny_clip
     check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file, markings)
-    check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file, test_markings)
+    if test_markings is not None and (dataset != "synthetic" or not 0 <= test_markings <= 1):
+        raise ValueError(f"test_markings={test_markings}: a share of the objects between 0 and 1, on the synthetic world only (or None).")
     check_choice(split, ["test", "val"], "split"); check_choice(move_regions, MOVES, "move_regions")
     seed_everything(seed)
     if pretrained == "objret": clip, weights = tiny_clip(TinyClipConfig(model=model), device=device), f"objret tiny CLIP {TinyClipConfig(model=model).key()}"
