@@ -28,7 +28,7 @@ __all__ = ['MOVES', 'RECALL_COLUMNS', 'SIZE_GROUPS', 'OpenDecoder', 'LinearProbe
            'head_captions', 'load_caption_split', 'check_regions_spec', 'regions_for', 'check_open_params',
            'open_experiment', 'TinyOpenConfig', 'load_open_model', 'tiny_open_regions', 'train_tiny_open', 'tiny_open',
            't2i_hits', 'open_gain', 'open_report', 'plot_open', 'open_views', 'gain_by_object_size', 'reason_ablation',
-           'open_ablation']
+           'open_ablation', 'plot_open_ablation']
 
 # %% ../nbs/21_open.ipynb #56449a13
 class OpenDecoder(nn.Module):
@@ -598,3 +598,12 @@ def open_ablation(runs:dict, # {what the run is: its `open_experiment` result}, 
                      "OPEN t2i_R@1": t["OPEN"], **{k: v.row()[k] for k in ("delta", "ci_low", "ci_high", "verdict")}})
         verdicts.append(v)
     return pd.DataFrame(rows), verdicts
+
+def plot_open_ablation(table:pd.DataFrame, # `open_ablation`'s table
+                       verdicts:list, # its verdicts, one per row
+                      ):
+    "OPEN's gain over the probe in each ablation run, with its interval, each row labelled with its regions' share on the objects."
+    from objret.viz import plot_verdicts
+    labels = [f"{r} ({o:.0f} % of the regions on objects)" for r, o in zip(table.run, table["regions on objects %"])]
+    return plot_verdicts(verdicts, labels, title="OPEN's gain over the probe, t2i R@1 (95 % CI)")
+

@@ -115,7 +115,7 @@ def covered_share(r:RegionSet, # the boxes measured
     "Share of each box's area that its image's `ref` boxes cover (their intersections summed, at most 1)."
     if len(r) != len(ref): raise ValueError(f"covered_share: regions of {len(r)} images against references of {len(ref)}.")
     inter = _intersection(r.boxes[:, None], _padded_boxes(ref)[r.box_image]).sum(1)
-    wh = (r.boxes[:, 2:] - r.boxes[:, :2]).clamp(min=0)
+    wh = _box_room(r)[0]
     return (inter / (wh[:, 0] * wh[:, 1]).clamp(min=1e-9)).clamp(max=1)
 
 def random_regions(r:RegionSet, # the regions to move
