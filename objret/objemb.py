@@ -26,7 +26,8 @@ from .train import IMAGENET_MEAN, IMAGENET_STD, fit, imagenet_unnormalize
 
 # %% auto #0
 __all__ = ['ROI_FEATURES', 'STUDENT_LOSSES', 'DetectorTrunk', 'detector_pass', 'ObjectFeatures', 'extract', 'image_sets',
-           'set_similarity', 'whiten', 'StudentHead', 'student_pairs', 'train_student', 'representation_seconds']
+           'set_similarity', 'whiten', 'StudentHead', 'student_pairs', 'train_student', 'random_crops',
+           'representation_seconds']
 
 # %% ../nbs/50_object_embeddings.ipynb #55fc741c
 from .regions import global_pool      # MAC / GeM / mean over a whole map, then L2: the package's one GeM
@@ -255,6 +256,29 @@ def train_student(roi:torch.Tensor, # (n, R) the detector's RoI features (frozen
         return {"loss": STUDENT_LOSSES[loss](head(X[b]), T[b])}
     hist = fit(head, step, steps, lr, weight_decay, warmup=min(50, steps // 10), ckpt=ckpt, desc="student")
     return head.eval(), hist
+
+# %% ../nbs/50_object_embeddings.ipynb #bcebfaf6
+from PIL import Image
+
+def _image_size(path:Path) -> tuple:
+    "Width and height from the file's header; NaN for an unreadable file (the collection's `on_error` decides when it is read)."
+    try:
+        with Image.open(path) as im: return im.size
+    except (OSError, ValueError, SyntaxError): return (float("nan"), float("nan"))
+
+def random_crops(images:RmacImages, # the collection, whole images (its own boxes are ignored)
+                 seed:int=0, # one seed, one set of crops
+                 scale:tuple=(0.5, 0.9), # each side of a crop as a share of the image's side: (low, high)
+                ) -> RmacImages: # the same images, each cropped to its random box
+    "The same images, each cropped to one random box anywhere inside it: training crops like the queries'."
+    lo, hi = (float(v) for v in scale)
+    if not 0 < lo <= hi <= 1: raise ValueError(f"scale={scale}: shares of the image's side, 0 < low ≤ high ≤ 1.")
+    wh = torch.tensor([_image_size(images.root/f) for f in images.files], dtype=torch.float32).reshape(-1, 2)
+    g = torch.Generator().manual_seed(seed)
+    side = wh * (lo + (hi - lo) * torch.rand(len(wh), 2, generator=g))
+    x0y0 = (wh - side) * torch.rand(len(wh), 2, generator=g)
+    return RmacImages(images.root, images.files, images.max_side, torch.cat([x0y0, x0y0 + side], 1), images.on_error,
+                      images.mean, images.std)
 
 # %% ../nbs/50_object_embeddings.ipynb #b7f9c924
 @torch.no_grad()

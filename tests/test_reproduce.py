@@ -127,6 +127,9 @@ def _objemb_claims(df, results):
     assert (g.loc["object embeddings", "s_per_image"] > g.loc["classifier global", "s_per_image"]).all()   # detector + classifier
     m = df[["mAP", "mAP_E", "mAP_M", "mAP_H"]]
     assert m.notna().all().all() and ((m >= 0) & (m <= 100)).all().all()
+    a = pd.read_csv(Path(results)/"objemb"/"objemb_student_agreement_synthetic.csv").set_index("images")   # student vs teacher
+    assert a.index.tolist() == ["student set (training)", "database (unseen)", "queries (unseen crops)"]
+    assert a[["student-teacher, whole images", "student-teacher, boxes"]].stack().between(-1, 1).all()
 
 CLAIMS = {"reproduce_index.ipynb": _index_claims, "reproduce_dense_clip.ipynb": _dense_clip_claims,
           "reproduce_flickr.ipynb": _open_claims, "reproduce_coco.ipynb": _open_claims, "reproduce_oxford.ipynb": _rmac_claims,
