@@ -277,8 +277,8 @@ def random_crops(images:RmacImages, # the collection, whole images (its own boxe
     g = torch.Generator().manual_seed(seed)
     side = wh * (lo + (hi - lo) * torch.rand(len(wh), 2, generator=g))
     x0y0 = (wh - side) * torch.rand(len(wh), 2, generator=g)
-    return RmacImages(images.root, images.files, images.max_side, torch.cat([x0y0, x0y0 + side], 1), images.on_error,
-                      images.mean, images.std)
+    return RmacImages(images.root, images.files, images.max_side, boxes=torch.cat([x0y0, x0y0 + side], 1),
+                      on_error=images.on_error, mean=images.mean, std=images.std)
 
 # %% ../nbs/50_object_embeddings.ipynb #b7f9c924
 @torch.no_grad()
