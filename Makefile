@@ -3,6 +3,7 @@
 #   make test        install (with the developer tools) into .venv and run nbdev-test and pytest tests/
 #   make outputs     execute the chapter notebooks and keep their (small) outputs for JupyterLab and the docs
 #   make test-slow   also the notebook cells marked `#| slow` (the tiny CLIP over the whole test split: minutes)
+#   make test-install  a fresh venv with only `pip install '.[cpu]'`: the CLI, a build and a search, the tutorial (minutes)
 #   PARAMS='-p max_images 40'  extra papermill parameters for `make reproduce`
 #   FAISS=cpu VENV=.venv-cpu   install faiss-cpu instead of faiss-gpu (CPU-only machines, macOS), in its own venv
 PYTHON  ?= python3
@@ -15,7 +16,7 @@ FAISS   ?= gpu
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install install-dev reproduce test test-slow check-sync readme outputs bench
+.PHONY: install install-dev reproduce test test-slow test-install check-sync readme outputs bench
 
 # objret and what its notebooks need; the developer tools (nbdev, pytest, Ray, …) on top for test, check-sync, outputs, readme
 $(VENV)/.installed-$(FAISS): pyproject.toml
@@ -42,6 +43,10 @@ test: install-dev
 
 test-slow: install-dev
 	$(BIN)/nbdev-test --n-workers 1 --flags slow
+
+# what a user installs is what is tested: a fresh venv with the runtime extra only (no dev tools), outside the repo
+test-install: install-dev
+	OBJRET_TEST_INSTALL=1 $(BIN)/python -m pytest -q tests/test_install.py
 
 # notebooks and package in sync, notebooks clean: nbdev-export and nbdev-clean must change nothing
 # (nbdev rewrites pyproject.toml unchanged; its old time is put back so that `install` does not run again)

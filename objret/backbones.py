@@ -1,4 +1,4 @@
-"""open_clip models by name and weights (a pretrained tag, a local checkpoint, or none), torchvision CNNs as feature-map extractors, and the tiny configurations that stand in for pretrained CLIP on the synthetic world.
+"""open_clip models by name and weights, torchvision CNNs as feature maps, your own networks, the tiny configs.
 
 Docs: https://objret.github.io/objret/backbones.html.md"""
 
@@ -6,7 +6,8 @@ Docs: https://objret.github.io/objret/backbones.html.md"""
 
 # %% ../nbs/05_backbones.ipynb #b2b4bf95
 from __future__ import annotations
-import contextlib, difflib, json, math, os, socket, warnings
+import contextlib, difflib, importlib, json, logging, math, os, re, socket, urllib.error, urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,7 +15,14 @@ from typing import Callable, Sequence
 import open_clip
 import torch
 import torch.nn.functional as F
+import torchvision
+from open_clip.pretrained import download_pretrained, get_pretrained_cfg, has_hf_hub
 from torch import nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.rpn import AnchorGenerator
+from torchvision.models.resnet import BasicBlock
+from torchvision.ops import MultiScaleRoIAlign
 
 from .core import as_tensor, batched, get_device, objret_home
 
@@ -22,15 +30,18 @@ from .core import as_tensor, batched, get_device, objret_home
 __all__ = ['TINY_CONFIGS', 'TINY_CNNS', 'TINY_DETECTORS', 'register_tiny_configs', 'download_timeout', 'DownloadError',
            'network_timeout', 'fetch', 'Clip', 'create_clip', 'tokenize', 'encode_text_trimmed', 'encode_texts',
            'encode_images', 'resize_pos_embed', 'vit_global_dense', 'FeatureMapNet', 'tiny_resnet', 'load_weights',
-           'torchvision_weights', 'cnn_backbone', 'feature_channels', 'select_map', 'MapOf', 'tiny_faster_rcnn']
+           'torchvision_weights', 'cnn_backbone', 'feature_channels', 'select_map', 'MapOf', 'is_user_network',
+           'user_network', 'tiny_faster_rcnn']
 
 # %% ../nbs/05_backbones.ipynb #d2f19b1e
 TINY_CONFIGS = {
     "objret-tiny-vit": {"embed_dim": 128,
-                        "vision_cfg": {"image_size": 64, "layers": 4, "width": 128, "head_width": 32, "patch_size": 8, "mlp_ratio": 4.0},
+                        "vision_cfg": {"image_size": 64, "layers": 4, "width": 128, "head_width": 32, "patch_size": 8,
+                                       "mlp_ratio": 4.0},
                         "text_cfg": {"context_length": 48, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 3}},
     "objret-tiny-rn": {"embed_dim": 128,
-                       "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 32, "patch_size": None},
+                       "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 32,
+                                      "patch_size": None},
                        "text_cfg": {"context_length": 48, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 3}},
 }
 
@@ -54,13 +65,13 @@ class DownloadError(RuntimeError):
 @contextlib.contextmanager
 def network_timeout(seconds:float):
     "Every blocking socket wait inside (urllib, requests, torch.hub) gives up after `seconds` without an answer."
-    old = socket.getdefaulttimeout(); socket.setdefaulttimeout(seconds)
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
     try: yield
     finally: socket.setdefaulttimeout(old)
 
 def _probe(url:str, timeout:float):
     "Raise unless the server of `url` answers (any HTTP status) within `timeout` s, through the environment's proxies."
-    import urllib.error, urllib.request
     opener = urllib.request.build_opener(urllib.request.ProxyHandler())     # proxies as the environment says now
     try: opener.open(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
     except urllib.error.HTTPError: pass                                    # an HTTP error is an answer
@@ -71,21 +82,26 @@ def fetch(what:str, # what is downloaded, for the error ("weights 'openai' of CL
           hint:str, # how to do without the network
           timeout:float|None=None, # seconds (None: `download_timeout()`)
          ):
-    "Run the download `get()` after checking that `url` answers, with a timeout on every network wait; failures raise `DownloadError`."
+    """Run the download `get()` after checking that `url` answers, with a timeout on every network wait; failures raise
+    `DownloadError`."""
     timeout = download_timeout() if timeout is None else timeout
     try:
         _probe(url, timeout)
         with network_timeout(timeout): return get()
     except Exception as e:
         msg = (str(e).splitlines() or [""])[0][:200]
-        raise DownloadError(f"could not download {what} from {url}: no answer within {timeout:g} s, or {type(e).__name__}: {msg}. {hint}") from None
+        raise DownloadError(f"could not download {what} from {url}: no answer within "
+                            f"{timeout:g} s, or {type(e).__name__}: {msg}. {hint}") from None
 
 @contextlib.contextmanager
 def _hf_offline():
     "Hugging Face hub calls inside read only the local cache (no network)."
     try: import huggingface_hub.constants as C
-    except ImportError: yield; return
-    old = C.HF_HUB_OFFLINE; C.HF_HUB_OFFLINE = True
+    except ImportError:
+        yield
+        return
+    old = C.HF_HUB_OFFLINE
+    C.HF_HUB_OFFLINE = True
     try: yield
     finally: C.HF_HUB_OFFLINE = old
 
@@ -101,7 +117,9 @@ class Clip:
     @property
     def device(self) -> torch.device: return next(self.model.parameters()).device
     @property
-    def embed_dim(self) -> int: return int(self.model.text_projection.shape[-1]) if hasattr(self.model, "text_projection") and self.model.text_projection is not None else int(self.model.visual.output_dim)
+    def embed_dim(self) -> int:
+        proj = getattr(self.model, "text_projection", None)
+        return int(proj.shape[-1]) if proj is not None else int(self.model.visual.output_dim)
     @property
     def image_size(self) -> int:
         s = self.model.visual.image_size
@@ -109,28 +127,29 @@ class Clip:
 
 @contextlib.contextmanager
 def _quiet_open_clip():
-    "open_clip's own log lines (\"No pretrained weights loaded…\" for pretrained=None, which is asked for) stay out of notebooks."
-    import logging
-    root = logging.getLogger(); old = root.level
+    "open_clip's own log lines (e.g. \"No pretrained weights loaded…\" for pretrained=None) stay out of notebooks."
+    root = logging.getLogger()
+    old = root.level
     root.setLevel(max(old, logging.ERROR))
     try: yield
     finally: root.setLevel(old)
 
 def _clip_file(name:str, tag:str) -> str:
     "The local file of open_clip weights `tag` of `name`: from the cache, else downloaded by `fetch`."
-    from open_clip.pretrained import download_pretrained, get_pretrained_cfg, has_hf_hub
     cfg = get_pretrained_cfg(name, tag)
     if cfg.get("hf_hub") and has_hf_hub():
         with _hf_offline():
             try: return download_pretrained(cfg)
             except Exception: pass                                              # not cached
         import huggingface_hub.constants as C
-        repo, fn = os.path.split(cfg["hf_hub"]); url = f"{C.ENDPOINT}/{repo}/resolve/main/{fn or 'open_clip_pytorch_model.bin'}"
+        repo, fn = os.path.split(cfg["hf_hub"])
+        url = f"{C.ENDPOINT}/{repo}/resolve/main/{fn or 'open_clip_pytorch_model.bin'}"
     else:
         url = cfg["url"]
         if (Path("~/.cache/clip").expanduser()/os.path.basename(url)).is_file(): return download_pretrained(cfg)
     return fetch(f"weights {tag!r} of CLIP {name!r}", url, lambda: download_pretrained(cfg),
-                 f"Without network here: download {url} elsewhere and pass pretrained='/path/to/{os.path.basename(url)}' (a local checkpoint file).")
+                 f"Without network here: download {url} elsewhere and pass "
+                 f"pretrained='/path/to/{os.path.basename(url)}' (a local checkpoint file).")
 
 def create_clip(name:str, # open_clip model name ("ViT-B-32", "RN50", "objret-tiny-vit", …)
                 pretrained:str|Path|None=None, # open_clip tag, local checkpoint file, or None (random init)
@@ -149,12 +168,15 @@ def create_clip(name:str, # open_clip model name ("ViT-B-32", "RN50", "objret-ti
         if tag not in tags:
             raise FileNotFoundError(f"pretrained={tag!r} is neither a checkpoint file nor an open_clip tag of {name!r} "
                                     f"(tags: {tags or 'none'}). Pass a local checkpoint path or None.")
-    if tag is not None and not Path(tag).is_file(): _clip_file(name, tag)      # the tag's file in the cache, or a clear error
+    if tag is not None and not Path(tag).is_file():  # the tag's file in the cache, or a clear error
+        _clip_file(name, tag)
     try:
-        with _hf_offline(), _quiet_open_clip(): model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=tag, device=dev)
+        with _hf_offline(), _quiet_open_clip():
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=tag, device=dev)
     except Exception as e:   # a corrupt file fails deep inside torch.load with any exception type
         where = f"checkpoint {tag}" if tag and Path(tag).is_file() else f"weights {tag!r}"
-        raise RuntimeError(f"cannot load {where} into {name}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+        raise RuntimeError(f"cannot load {where} into {name}: {type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:300]}") from None
     model.eval()
     return Clip(model, preprocess, open_clip.get_tokenizer(name), name, tag)
 
@@ -164,12 +186,16 @@ def tokenize(clip:Clip, texts:Sequence[str]) -> torch.Tensor:
     if isinstance(texts, str): texts = [texts]
     tok = clip.tokenizer
     ctx, eot = getattr(tok, "context_length", None), getattr(tok, "eot_token_id", None)
-    if ctx is None or eot is None:                       # another tokenizer: tokens as it makes them, truncation uncounted
+    # another tokenizer: tokens as it makes them, truncation uncounted
+    if ctx is None or eot is None:
         return tok(list(texts))
     long = tok(list(texts), context_length=ctx + 1)       # one slot more: a text fills it only if it was cut
     cut = long[:, ctx] != 0
-    toks = long[:, :ctx].clone(); toks[cut, -1] = eot       # what the tokenizer itself gives at `ctx` (cut, then EOT)
-    if cut.any(): warnings.warn(f"{int(cut.sum())} of {len(texts)} texts are longer than the context ({ctx} tokens) and were truncated.")
+    toks = long[:, :ctx].clone()
+    toks[cut, -1] = eot  # what the tokenizer itself gives at `ctx` (cut, then EOT)
+    if cut.any():
+        warnings.warn(f"{int(cut.sum())} of {len(texts)} texts are longer "
+                      f"than the context ({ctx} tokens) and were truncated.")
     return toks
 
 def encode_text_trimmed(model:nn.Module, # an open_clip `CLIP`
@@ -210,13 +236,15 @@ def encode_images(clip:Clip, images:torch.Tensor, # (n, 3, H, W), preprocessed
 # %% ../nbs/05_backbones.ipynb #dbb183bf
 def resize_pos_embed(pos:torch.Tensor, # (1 + g0², C) positional embedding, class token first
                      grid:tuple, # (h, w) wanted grid
-                     antialias:bool=False, # False: plain bicubic (MaskCLIP's); True: antialiased bicubic (open_clip's `resize_pos_embed`)
+                     # False: plain bicubic (MaskCLIP's); True: antialiased bicubic (open_clip's `resize_pos_embed`)
+                     antialias:bool=False,
                     ) -> torch.Tensor: # (1 + h·w, C)
     "A square grid of positional embeddings resized bicubically to `grid`; the class token's row is kept."
     g0 = int(round((pos.shape[0] - 1) ** .5))
     if tuple(grid) == (g0, g0): return pos
     p = pos[1:].reshape(1, g0, g0, -1).permute(0, 3, 1, 2).float()
-    p = F.interpolate(p, size=tuple(grid), mode="bicubic", align_corners=False, antialias=antialias).permute(0, 2, 3, 1).reshape(-1, pos.shape[1])
+    p = F.interpolate(p, size=tuple(grid), mode="bicubic", align_corners=False,
+                      antialias=antialias).permute(0, 2, 3, 1).reshape(-1, pos.shape[1])
     return torch.cat([pos[:1], p.to(pos.dtype)])
 
 def _vit_tokens(visual:nn.Module, x:torch.Tensor, antialias:bool=False) -> tuple[torch.Tensor, tuple]:
@@ -235,27 +263,28 @@ def vit_global_dense(visual:nn.Module, # an open_clip `VisionTransformer`
                     ) -> tuple[torch.Tensor, torch.Tensor, tuple]: # global (B, E), dense (B, P, E), grid (h, w)
     "Global and value-path dense embeddings of an open_clip ViT in one pass (not normalised)."
     blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
-    if blocks is None or not isinstance(getattr(blocks[-1], "attn", None), nn.MultiheadAttention) or visual.proj is None:
-        raise TypeError(f"{type(visual).__name__} is not an open_clip ViT with standard attention blocks and a projection; "
-                        "dense embeddings need one (for a ModifiedResNet use objret.dense).")
+    if blocks is None or not isinstance(getattr(blocks[-1], "attn", None),
+                                        nn.MultiheadAttention) or visual.proj is None:
+        raise TypeError(f"{type(visual).__name__} is not an open_clip ViT with standard attention blocks and "
+                        "a projection; dense embeddings need one (for a ModifiedResNet use objret.dense).")
     x, grid = _vit_tokens(visual, images, antialias)
     bf = getattr(visual.transformer, "batch_first", True)
     if not bf: x = x.transpose(0, 1)
     for blk in blocks[:-1]: x = blk(x)
     if not bf: x = x.transpose(0, 1)
     last = blocks[-1]
-    g = last(x if bf else x.transpose(0, 1)); g = g if bf else g.transpose(0, 1)
+    g = last(x if bf else x.transpose(0, 1))
+    g = g if bf else g.transpose(0, 1)
     pooled, _ = visual._pool(g)
     glob = pooled @ visual.proj
     a, d = last.attn, x.shape[-1]
-    v = a.out_proj(F.linear(last.ln_1(x), a.in_proj_weight[2 * d:], a.in_proj_bias[2 * d:] if a.in_proj_bias is not None else None))
+    v = a.out_proj(F.linear(last.ln_1(x), a.in_proj_weight[2 * d:],
+                            a.in_proj_bias[2 * d:] if a.in_proj_bias is not None else None))
     y = x + last.ls_1(v)
     y = y + last.ls_2(last.mlp(last.ln_2(y)))
     return glob, visual.ln_post(y[:, 1:]) @ visual.proj, grid
 
 # %% ../nbs/05_backbones.ipynb #a637e622
-import torchvision
-
 class FeatureMapNet(nn.Module):
     "A CNN cut before its global pooling: forward gives the last conv map; `fc` is its classifier."
     def __init__(self, body:nn.Module, fc:nn.Module|None, out_channels:int, stride:int=32):
@@ -270,11 +299,12 @@ def tiny_resnet(widths:Sequence[int], # channels of the four BasicBlock stages
                 n_classes:int, # outputs of the classifier `fc`
                ) -> FeatureMapNet:
     "A small ResNet (one torchvision BasicBlock per stage) as a `FeatureMapNet` with a linear classifier."
-    from torchvision.models.resnet import BasicBlock
-    layers, cin = [nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)], widths[0]
+    layers, cin = [nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(3, 2, 1)], widths[0]
     for w, s in zip(widths, strides):
         down = None if s == 1 and cin == w else nn.Sequential(nn.Conv2d(cin, w, 1, s, bias=False), nn.BatchNorm2d(w))
-        layers.append(BasicBlock(cin, w, s, down)); cin = w
+        layers.append(BasicBlock(cin, w, s, down))
+        cin = w
     return FeatureMapNet(nn.Sequential(*layers), nn.Linear(cin, n_classes), cin, stride=4 * math.prod(strides))
 
 def load_weights(net:nn.Module, # the model to fill
@@ -283,38 +313,47 @@ def load_weights(net:nn.Module, # the model to fill
                 ) -> nn.Module:
     "Load a `state_dict` file into `net`; a missing file or a mismatched one is an error naming both."
     p = Path(weights)
-    if not p.is_file(): raise FileNotFoundError(f"weights={str(p)!r}: no such file; pass None, 'DEFAULT' or a state_dict file.")
+    if not p.is_file():
+        raise FileNotFoundError(f"weights={str(p)!r}: no such file; pass None, 'DEFAULT' or a state_dict file.")
     try: net.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
     except Exception as e: raise RuntimeError(f"cannot load {p} into {name}: {str(e).splitlines()[0][:300]}") from None
     return net
 
 def torchvision_weights(name:str, # a torchvision model name (resnet50, fasterrcnn_resnet50_fpn, …)
                        ) -> Path:
-    "torchvision's DEFAULT weights of `name` in torch.hub's cache: downloaded (by `fetch`, with a timeout) unless there already."
+    """torchvision's DEFAULT weights of `name` in torch.hub's cache: downloaded (by `fetch`, with a timeout) unless
+    there already."""
     w = torchvision.models.get_model_weights(name).DEFAULT
     f = Path(torch.hub.get_dir())/"checkpoints"/os.path.basename(w.url)
     if not f.is_file():
         fetch(f"torchvision weights 'DEFAULT' of {name!r}", w.url, lambda: w.get_state_dict(progress=False),
-              f"Without network here: download {w.url} elsewhere and put it at {f} (or pass weights='/path/to/{f.name}', a state_dict file).")
+              f"Without network here: download {w.url} elsewhere and put it at "
+              f"{f} (or pass weights='/path/to/{f.name}', a state_dict file).")
     return f
 
 def cnn_backbone(name:str="resnet50", # a torchvision ResNet (resnet18/34/50/101/152) or a `TINY_CNNS` name
-                 weights:str|Path|None=None, # None, "DEFAULT" (ImageNet, downloaded by torchvision) or a state_dict file
+                 # None, "DEFAULT" (ImageNet, downloaded by torchvision) or a state_dict file
+                 weights:str|Path|None=None,
                  device:str="auto",
                 ) -> FeatureMapNet:
     "A torchvision ResNet (or objret's tiny CNN) as a conv5 feature-map extractor, with its classifier."
     names = [n for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")]
-    if name not in names + list(TINY_CNNS): raise ValueError(f"unknown CNN {name!r}; objret's CNN backbones: {names + list(TINY_CNNS)} (or pass any nn.Module returning a feature map).")
+    if name not in names + list(TINY_CNNS):
+        raise ValueError(f"unknown CNN {name!r}; objret's CNN backbones: {names + list(TINY_CNNS)}, or a network of "
+                         "yours: 'package.module:factory' (a callable returning an nn.Module) or a TorchScript file.")
     own_file = weights not in (None, "DEFAULT")
     if name in TINY_CNNS:
-        if weights == "DEFAULT": raise ValueError(f"{name} has no torchvision weights; pass a state_dict file (objret.train.tiny_cnn writes one) or None.")
+        if weights == "DEFAULT":
+            raise ValueError(f"{name} has no torchvision weights; pass a state_dict "
+                             "file (objret.train.tiny_cnn writes one) or None.")
         net = tiny_resnet(**TINY_CNNS[name])
         if own_file: load_weights(net, weights, name)
     else:                                   # a torchvision file holds torchvision's keys: load before cutting the net
         if weights == "DEFAULT": torchvision_weights(name)
         tv = getattr(torchvision.models, name)(weights=None if own_file else weights)
         if own_file: load_weights(tv, weights, name)
-        net = FeatureMapNet(nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool, tv.layer1, tv.layer2, tv.layer3, tv.layer4), tv.fc, tv.fc.in_features)
+        net = FeatureMapNet(nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool, tv.layer1, tv.layer2, tv.layer3,
+                                          tv.layer4), tv.fc, tv.fc.in_features)
     return net.to(get_device(device)).eval()
 
 @torch.no_grad()
@@ -322,7 +361,9 @@ def feature_channels(net:nn.Module, image_size:int=224) -> int:
     "Channels of the feature map `net` returns (one dummy forward)."
     dev = next(net.parameters()).device
     out = net(torch.zeros(1, 3, image_size, image_size, device=dev))
-    if out.ndim != 4: raise ValueError(f"{type(net).__name__} returned shape {tuple(out.shape)}; a CNN backbone must return (B, C, h, w).")
+    if out.ndim != 4:
+        raise ValueError(f"{type(net).__name__} returned shape {tuple(out.shape)}; "
+                         "a CNN backbone must return (B, C, h, w).")
     return out.shape[1]
 
 # %% ../nbs/05_backbones.ipynb #28e0fa6d
@@ -333,22 +374,62 @@ def select_map(out, # a backbone's output: a tensor, or a dict / list / tuple of
     "The one (B, C, h, w) map of a backbone's output; other outputs are refused with the keys there are."
     if isinstance(out, torch.Tensor):
         if out.ndim == 4: return out
-        raise ValueError(f"{who} returned shape {tuple(out.shape)}; a feature-map backbone must return (B, C, h, w) maps.")
+        raise ValueError(f"{who} returned shape {tuple(out.shape)}; a "
+                         "feature-map backbone must return (B, C, h, w) maps.")
     if isinstance(out, (dict, list, tuple)):
         keys = list(out) if isinstance(out, dict) else list(range(len(out)))
-        if key is None: raise ValueError(f"{who} returned a {type(out).__name__} of outputs {keys}; wrap it as objret.backbones.MapOf(net, key) with the key of the map to use.")
+        if key is None:
+            raise ValueError(f"{who} returned a {type(out).__name__} of outputs {keys}; wrap it as "
+                             "objret.backbones.MapOf(net, key) with the key of the map to use.")
         try: part = out[key]
-        except (KeyError, IndexError, TypeError): raise ValueError(f"{who} has no output {key!r}; its outputs are {keys}.") from None
+        except (KeyError, IndexError, TypeError):
+            raise ValueError(f"{who} has no output {key!r}; its outputs are {keys}.") from None
         return select_map(part, None, f"{who}[{key!r}]")
     raise TypeError(f"{who} returned a {type(out).__name__}; a feature-map backbone must return a (B, C, h, w) tensor.")
 
 class MapOf(nn.Module):
     "A backbone that returns several maps, reduced to the one under `key` (its `fc`, `stride`, `out_channels` kept)."
     def __init__(self, net:nn.Module, key):
-        super().__init__(); self.net, self.key = net, key
+        super().__init__()
+        self.net, self.key = net, key
         for a in ("fc", "stride", "out_channels"):
             if hasattr(net, a): setattr(self, a, getattr(net, a))
     def forward(self, x): return select_map(self.net(x), self.key, type(self.net).__name__)
+
+# %% ../nbs/05_backbones.ipynb #dc10029a
+def is_user_network(name:str, # a network's name as given
+                   ) -> bool:
+    "Whether `name` is a network of the user's: 'package.module:factory', or a TorchScript file."
+    name = str(name)
+    factory = re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", name)
+    return bool(factory) or (Path(name).suffix in (".pt", ".pth", ".ts", ".jit") and Path(name).is_file())
+
+def user_network(name:str, # "package.module:factory" or a TorchScript file
+                 weights:str|Path|None=None, # a state_dict file for the factory's module (None: as built)
+                 device:str="auto",
+                ) -> nn.Module:
+    "A network of the user's, in eval mode on `device`."
+    if not is_user_network(name):
+        raise ValueError(f"{name!r}: name your network as 'package.module:factory' or a TorchScript file.")
+    if ":" in name and not Path(name).is_file():
+        mod, attr = name.split(":", 1)
+        try: obj = importlib.import_module(mod)
+        except ImportError as e:
+            raise ValueError(f"cannot import {mod!r} for network {name!r} ({e}); is it on the Python path?") from None
+        for a in attr.split("."): obj = getattr(obj, a, None)
+        if not callable(obj): raise ValueError(f"{name!r}: {mod} has no callable {attr!r}.")
+        net = obj()
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"{name!r} returned a {type(net).__name__}; it must return an nn.Module.")
+        if weights is not None: load_weights(net, weights, name)
+    else:
+        if weights is not None:
+            raise ValueError(f"{name} is a TorchScript file: its weights are inside it; pass weights=None.")
+        try: net = torch.jit.load(name, map_location="cpu")
+        except Exception as e:
+            raise ValueError(f"{name} is not a TorchScript file torch can load "
+                             f"({str(e).splitlines()[0][:200]}).") from None
+    return net.to(get_device(device)).eval()
 
 # %% ../nbs/05_backbones.ipynb #a744e0cb
 TINY_DETECTORS = {"objret-tiny-detector": {"backbone": "objret-tiny-cnn", "n_classes": 64, "min_size": 128,
@@ -363,12 +444,9 @@ def tiny_faster_rcnn(backbone:str, # a `TINY_CNNS` name: the detector's trunk
                      backbone_weights:str|Path|None=None, # a state_dict file of the trunk's classifier (`cnn_backbone`)
                     ) -> nn.Module:
     "torchvision's Faster R-CNN on a tiny CNN's last feature map (one level), sized for small scenes."
-    from torchvision.models.detection import FasterRCNN
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-    from torchvision.models.detection.rpn import AnchorGenerator
-    from torchvision.ops import MultiScaleRoIAlign
     trunk = cnn_backbone(backbone, backbone_weights, device="cpu")
-    body = trunk.body; body.out_channels = trunk.out_channels
+    body = trunk.body
+    body.out_channels = trunk.out_channels
     return FasterRCNN(body, min_size=min_size, max_size=min_size * 5 // 3,
                       rpn_anchor_generator=AnchorGenerator((tuple(anchor_sizes),), ((0.5, 1.0, 2.0),)),
                       box_roi_pool=MultiScaleRoIAlign(["0"], roi_size, 1),

@@ -1,4 +1,4 @@
-"""Index and search your own images with any objret method — a folder, a list of paths or webdataset tars, on a laptop or a Ray cluster: sources with stable keys, one interface for all six methods, builds that are a pure map over verified, resumable shards, multi-vector indexes (exact, or approximate within a memory budget) and searches that say where each hit matched.
+"""Index and search your own images with any method: resumable sharded builds, indexes, searches that say where.
 
 Docs: https://objret.github.io/objret/collection.html.md"""
 
@@ -6,674 +6,223 @@ Docs: https://objret.github.io/objret/collection.html.md"""
 
 # %% ../nbs/60_collection.ipynb #50e395d2
 from __future__ import annotations
-import glob as _glob, io, json, math, os, re, tarfile, time, warnings
-from dataclasses import dataclass, field
+import json, time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from PIL import Image
+from tqdm.auto import tqdm
 
-import torchvision.transforms.functional as TF
-from .core import (ShardStore, atomic_dir, batch_slices, check_choice, check_int, fingerprint, get_device, load_pt,
-                         progress_enabled, save_atomic, state_digest)
-from .data import load_image, to_rgb
-from .index import VectorIndex
+from .core import (FolderLock, ShardStore, atomic_dir, check_int, deprecated_alias, digest, file_digest,
+                         progress_enabled, save_atomic)
+from .data import load_image
+from .engines import ENGINES, LocalEngine, RayEngine
+from .index import VectorIndex, choose_factory, merge_best
+from .methods import Method, make_method, method_for
+from .sources import Source, content_ids, load_source
 
 # %% auto #0
-__all__ = ['TAR_IMAGE_EXTS', 'METHODS', 'ENGINES', 'INDEX', 'COMMANDS', 'image_extensions', 'Source', 'folder_source',
-           'list_source', 'expand_tars', 'webdataset_source', 'open_source', 'read_source_image', 'crop_window',
-           'Method', 'cell_boxes', 'cluster_boxes', 'ClipMethod', 'OpenMethod', 'RmacMethod', 'ObjectMethod',
-           'make_method', 'read_shard', 'embed_shard', 'write_shard', 'collection_manifest', 'build_collection',
-           'collection_summary', 'choose_factory', 'Collection', 'index_collection', 'open_collection', 'search',
-           'objret_build_index', 'objret_search', 'main']
+__all__ = ['FORMAT', 'SYNC', 'INDEX', 'REBUILD_SHARE', 'open_collection', 'collection_manifest', 'syncs', 'n_shards',
+           'live_items', 'plan_sync', 'index_is_fresh', 'failed_contents', 'collection_summary', 'build_collection',
+           'Collection', 'index_collection', 'load_collection', 'hits', 'hit_frame', 'search', 'hits_many',
+           'search_many']
 
-# %% ../nbs/60_collection.ipynb #f8002149
-def image_extensions() -> tuple:
-    "File extensions PIL can open here (lower case, with the dot)."
-    return tuple(sorted({e.lower() for e, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}))
+# %% ../nbs/60_collection.ipynb #857c5cde
+FORMAT = "objret-collection/2"
 
-@dataclass
-class Source:
-    "An image collection: a stable key per image, where to read it, and its split into input shards."
-    kind: str                 # "folder", "list" or "webdataset"
-    keys: list                # the stable key of each image: its path relative to the root, or its tar key
-    paths: list               # where each image is: a file path, or "<tar>::<member>"
-    shards: list              # per input shard, (start, stop) into keys
-    sizes: list               # bytes of each image file (part of the fingerprint)
-    texts: dict = field(default_factory=dict)   # key -> caption, where the source has one (a tar's .txt)
-    root: str|None = None
-    def __len__(self): return len(self.keys)
-    def fingerprint(self) -> str:
-        "What identifies the collection: its kind, keys and file sizes (another file list is another collection)."
-        return fingerprint(self.kind, self.keys, self.sizes)
-    def shard_keys(self, i:int) -> list: return self.keys[slice(*self.shards[i])]
+def collection_manifest(source:Source, # the images
+                        method:Method, # how they are embedded
+                       ) -> dict:
+    "What shapes every vector of a collection: the method and its options, its weights' digest, the source's kind and root."
+    return {"format": FORMAT, "method": method.spec(), "weights": method.digest(), "dim": int(method.dim), "dtype": "float16",
+            "source": {"kind": source.kind, "root": source.root}}
 
-def _chunks(n:int, shard_size:int) -> list:
-    return [(s.start, s.stop) for s in batch_slices(n, check_int(shard_size, "shard_size", min=1))]
+# %% ../nbs/60_collection.ipynb #3eaa88ac
+SYNC = "sync_{:05d}.json"
 
-def _check_unique(keys:Sequence[str], what:str):
-    seen, dup = set(), []
-    for k in keys:
-        if k in seen: dup.append(k)
-        seen.add(k)
-    if dup: raise ValueError(f"{what}: key(s) {dup[:3]} occur more than once; every image needs its own key.")
+def _load_json(p:Path):
+    "A JSON record, or an error naming it."
+    try: return json.loads(p.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{p} is not valid JSON ({e.msg}): cut off or edited; delete the collection and build it again.") from None
 
-def folder_source(root:str|Path, # a folder of images (searched recursively)
-                  shard_size:int=1000, # images per input shard
-                  extensions:Sequence[str]|None=None, # file extensions to take (None: every format PIL opens)
-                 ) -> Source:
-    "Every image below `root`, in sorted order; its key is its path relative to `root`."
-    root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"{root}: no such folder of images.")
-    ext = {e.lower() for e in (extensions or image_extensions())}
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in ext and not any(s.startswith(".") for s in p.relative_to(root).parts))
-    if not files: raise FileNotFoundError(f"{root} holds no image files ({', '.join(sorted(ext)[:8])}, …).")
-    keys = [p.relative_to(root).as_posix() for p in files]
-    return Source("folder", keys, [str(p) for p in files], _chunks(len(files), shard_size), [p.stat().st_size for p in files], root=str(root))
-
-def list_source(paths:Sequence[str|Path], # image files
-                root:str|Path|None=None, # keys are paths relative to it (None: the paths as given)
-                shard_size:int=1000,
-               ) -> Source:
-    "The images of a list of paths, in the order given; missing files are listed in the error."
-    paths = [Path(p) if root is None or Path(p).is_absolute() else Path(root)/p for p in paths]
-    if not paths: raise ValueError("list_source: no paths given.")
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing: raise FileNotFoundError(f"{len(missing)} of {len(paths)} listed images do not exist (first: {missing[0]}).")
-    keys = [p.relative_to(root).as_posix() if root is not None else str(p) for p in paths]
-    _check_unique(keys, "list_source")
-    return Source("list", keys, [str(p) for p in paths], _chunks(len(paths), shard_size), [p.stat().st_size for p in paths],
-                  root=None if root is None else str(root))
-
-# %% ../nbs/60_collection.ipynb #cbc819f9
-TAR_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
-
-def _tar_key(name:str) -> tuple[str, str]:
-    "webdataset's split of a member name: the key (up to the first dot of the base name) and the extension."
-    d, b = os.path.split(name)
-    key, _, ext = b.partition(".")
-    return (f"{d}/{key}" if d else key), ext.lower()
-
-def expand_tars(spec) -> list:
-    "Tar files from a list, a glob or a brace range ('shards/{00000..00009}.tar')."
-    if isinstance(spec, (list, tuple)): return [str(s) for s in spec]
-    m = re.search(r"\{(\d+)\.\.(\d+)\}", str(spec))
-    if m:
-        a, b = m.group(1), m.group(2)
-        return [str(spec)[:m.start()] + str(i).zfill(len(a)) + str(spec)[m.end():] for i in range(int(a), int(b) + 1)]
-    return sorted(_glob.glob(str(spec)))
-
-def webdataset_source(tars, # tar files in img2dataset's layout ({key}.jpg + optional {key}.txt / .json): a list, glob or brace range
-                     ) -> Source:
-    "The images of webdataset tar shards, one input shard per tar; the key is the tar key (img2dataset's are unique)."
-    tars = expand_tars(tars)
-    if not tars: raise FileNotFoundError("webdataset_source: no tar files match.")
-    keys, paths, sizes, shards, texts = [], [], [], [], {}
-    for t in tars:
-        if not Path(t).is_file(): raise FileNotFoundError(f"{t}: no such tar file.")
-        start = len(keys)
-        try:
-            with tarfile.open(t) as tf:
-                for m in tf.getmembers():
-                    if not m.isfile(): continue
-                    key, ext = _tar_key(m.name)
-                    if ext in TAR_IMAGE_EXTS: keys.append(key); paths.append(f"{t}::{m.name}"); sizes.append(m.size)
-                    elif ext == "txt": texts[key] = tf.extractfile(m).read().decode("utf-8", "replace").strip()
-        except tarfile.TarError as e: raise ValueError(f"{t} is not a readable tar file ({e}).") from None
-        shards.append((start, len(keys)))
-    if not keys: raise FileNotFoundError(f"the {len(tars)} tar file(s) hold no images ({', '.join(TAR_IMAGE_EXTS)}).")
-    _check_unique(keys, "webdataset_source")
-    return Source("webdataset", keys, paths, shards, sizes, texts={k: v for k, v in texts.items() if k in set(keys)})
-
-# %% ../nbs/60_collection.ipynb #74fceaea
-def open_source(spec, # a folder, a text file listing image paths, tar shards (a .tar, glob or brace range), or a list of paths
-                shard_size:int=1000,
-               ) -> Source:
-    "A `Source` from what a user points objret at."
-    if isinstance(spec, (list, tuple)):
-        return webdataset_source(spec) if spec and all(str(s).endswith(".tar") for s in spec) else list_source(spec, shard_size=shard_size)
-    s = str(spec)
-    if Path(s).is_dir(): return folder_source(s, shard_size)
-    if s.endswith(".tar") or "{" in s or any(c in s for c in "*?["): return webdataset_source(s)
-    if Path(s).is_file() and s.endswith((".txt", ".lst")):
-        lines = [l.strip() for l in Path(s).read_text().splitlines() if l.strip()]
-        return list_source(lines, root=Path(s).parent, shard_size=shard_size)
-    raise FileNotFoundError(f"{spec}: not a folder, a .txt list of image paths, or tar shards (file.tar, 'shards/*.tar', 'shards/{{00000..00009}}.tar').")
-
-def read_source_image(path:str) -> Image.Image:
-    "One image of a source as RGB (a file, or a tar member '<tar>::<name>'); unreadable ones raise naming them."
-    if "::" not in path: return load_image(path)
-    t, name = path.split("::", 1)
-    try:
-        with tarfile.open(t) as tf: data = tf.extractfile(name).read()
-        with Image.open(io.BytesIO(data)) as im: return to_rgb(im)
-    except Exception as e: raise ValueError(f"cannot read image {path}: {e}") from None
-
-# %% ../nbs/60_collection.ipynb #52bd0ec7
-def crop_window(width:int, height:int, # the original image's size
-                side:int, # the model's input side
-               ) -> tuple: # the resized size (w, h), and the crop window as fractions of the original (x0, y0, x1, y1)
-    "CLIP's preprocessing geometry: the shorter side resized to `side`, a centred `side`×`side` crop."
-    s = side / min(width, height)
-    nw, nh = max(side, round(width * s)), max(side, round(height * s))
-    x0, y0 = (nw - side) // 2, (nh - side) // 2
-    return (nw, nh), (x0 / nw, y0 / nh, (x0 + side) / nw, (y0 + side) / nh)
-
-def _resize_crop(im:Image.Image, side:int) -> tuple[torch.Tensor, tuple]:
-    "CLIP's preprocessing of a PIL image: uint8 (3, side, side) and the crop window in the original (fractions)."
-    (nw, nh), win = crop_window(*im.size, side)
-    x0, y0 = round(win[0] * nw), round(win[1] * nh)
-    return TF.pil_to_tensor(im.resize((nw, nh), Image.BICUBIC).crop((x0, y0, x0 + side, y0 + side))), win
-
-def _resize_long(im:Image.Image, max_side:int|None) -> tuple[torch.Tensor, tuple]:
-    "R-MAC's preprocessing geometry: longer side to `max_side` (None: as is), no crop; uint8 (3, h, w) and the whole window."
-    if max_side is not None and max(im.size) != max_side:
-        s = max_side / max(im.size)
-        im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
-    return TF.pil_to_tensor(im), (0.0, 0.0, 1.0, 1.0)
-
-def _in_window(boxes:torch.Tensor, window) -> torch.Tensor:
-    "Boxes as fractions of a crop → fractions of the original image."
-    x0, y0, x1, y1 = window
-    return boxes * torch.tensor([x1 - x0, y1 - y0] * 2) + torch.tensor([x0, y0] * 2)
-
-def _crop_query(im:Image.Image, box) -> Image.Image:
-    "An image query cropped to its box (pixels x1, y1, x2, y2), clipped to the image."
-    if box is None: return im
-    from objret.rmac import crop_box
-    return crop_box(im, box, "query image")
-
-class Method:
-    "What a collection stores per image: a preparation (CPU, no model) and an embedding (the model), plus query encoders."
-    name = "method"
-    text = False                              # whether text queries are meaningful (the method lives in CLIP space)
-    def __init__(self, device:str="auto", **options):
-        self.device, self.options, self._m = str(get_device(device)), options, None
-    def spec(self) -> dict: return {"method": self.name, **self.options}
-    def prepare(self, im:Image.Image): raise NotImplementedError
-    def models(self): raise NotImplementedError
-    def digest(self) -> str: return fingerprint([state_digest(m) for m in self.models().values() if isinstance(m, torch.nn.Module)])
-    @property
-    def dim(self) -> int: raise NotImplementedError
-    def embed(self, xs:list, windows:list) -> list: raise NotImplementedError
-    def encode_text(self, texts:Sequence[str]) -> torch.Tensor:
-        raise ValueError(f"method {self.name!r} does not live in CLIP's space: query it with an image (--image FILE), not with text.")
-    def encode_image(self, im:Image.Image, box=None) -> torch.Tensor:
-        x, w = self.prepare(_crop_query(im, box))
-        return self.embed([x], [(0.0, 0.0, 1.0, 1.0)])[0][0][:1]      # the query's first (global) vector
-    def use(self, **models) -> Method:
-        "Give the method models already loaded (e.g. `clip=…`) instead of loading its own; returns it."
-        self._m = models; return self
-    def light(self) -> Method:
-        "A copy without loaded models (what read tasks need: `prepare` only)."
-        c = type(self).__new__(type(self)); c.__dict__.update({**self.__dict__, "_m": None})
-        return c
-    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.options.items())})"
-
-# %% ../nbs/60_collection.ipynb #d2dfaf8a
-from .cluster import CLUSTER_METHODS, cluster_means
-
-def cell_boxes(grid:tuple) -> torch.Tensor: # (h·w, 4) x1, y1, x2, y2 as fractions, row by row
-    "The box of every cell of an (h, w) patch grid."
-    h, w = grid
-    r, c = torch.arange(h * w) // w, torch.arange(h * w) % w
-    return torch.stack([c / w, r / h, (c + 1) / w, (r + 1) / h], 1).float()
-
-def cluster_boxes(labels:torch.Tensor, # (B, P) cluster of each patch
-                  valid:torch.Tensor, # (B, K) clusters that have members
-                  grid:tuple, # (h, w)
-                 ) -> torch.Tensor: # (valid clusters, 4) fractions, image by image, cluster by cluster
-    "The bounding box of each cluster's member cells (what a Cluster-CLIP hit is drawn as)."
-    B, P = labels.shape; K = valid.shape[1]; h, w = grid
-    ys, xs = (torch.arange(P, device=labels.device) // w).expand(B, P), (torch.arange(P, device=labels.device) % w).expand(B, P)
-    mn = lambda v: torch.full((B, K), P, device=labels.device).scatter_reduce(1, labels, v, "amin")
-    mx = lambda v: torch.full((B, K), -1, device=labels.device).scatter_reduce(1, labels, v, "amax")
-    b = torch.stack([mn(xs) / w, mn(ys) / h, (mx(xs) + 1) / w, (mx(ys) + 1) / h], -1).float()
-    return b[valid].cpu()
-
-def _clip_side(model:str, resolution:int|None) -> int:
-    "The input side of a CLIP method, known without loading the model: `resolution`, else the model's native size."
-    if resolution is not None: return check_int(resolution, "resolution", min=1)
-    from objret.backbones import TINY_CONFIGS
-    import open_clip
-    cfg = TINY_CONFIGS.get(model) or open_clip.get_model_config(model)
-    if cfg is None: raise ValueError(f"unknown CLIP model {model!r}; see open_clip.list_models().")
-    s = cfg["vision_cfg"]["image_size"]
-    return int(s[0] if isinstance(s, (list, tuple)) else s)
-
-def _load_clip(model:str, pretrained, device:str):
-    from objret.backbones import create_clip
-    from objret.train import TinyClipConfig, tiny_clip
-    return tiny_clip(TinyClipConfig(model=model), device=device) if pretrained == "objret" else create_clip(model, pretrained, device)
-
-# %% ../nbs/60_collection.ipynb #43bf5683
-class ClipMethod(Method):
-    "CLIP's global embedding, Dense-CLIP's patch embeddings, or Cluster-CLIP's representatives of each image (text and image queries)."
-    text = True
-    def __init__(self, kind:str="global", # "global" (CLIP), "dense" (Dense-CLIP) or "cluster" (Cluster-CLIP)
-                 model:str="objret-tiny-vit", pretrained="objret", # open_clip name and weights ("objret": the tiny CLIP)
-                 resolution:int|None=None, # input side (None: the model's native size; Dense-CLIP's paper: 448)
-                 clustering:str="kmeans", k:int=10, threshold:float|None=None, # Cluster-CLIP: method, count (kmeans, agglo-count), distance (agglo-threshold)
-                 with_global:bool=False, # also store the global embedding ("CLIP + X")
-                 antialias:bool=False, # positional-embedding resize (see objret.backbones.resize_pos_embed)
-                 device:str="auto"):
-        check_choice(kind, ("global", "dense", "cluster"), "kind")
-        if kind == "cluster":
-            check_choice(clustering, CLUSTER_METHODS, "clustering")
-            if clustering == "agglo-threshold" and threshold is None: raise ValueError("clustering='agglo-threshold' needs threshold (a cosine distance, e.g. 0.3).")
-        self.name = {"global": "clip", "dense": "dense-clip", "cluster": "cluster-clip"}[kind]
-        super().__init__(device, kind=kind, model=model, pretrained=None if pretrained is None else str(pretrained), resolution=resolution,
-                         clustering=clustering, k=k, threshold=threshold, with_global=with_global, antialias=antialias)
-        self.side = _clip_side(model, resolution)
-    def models(self):
-        if self._m is None: self._m = {"clip": _load_clip(self.options["model"], self.options["pretrained"], self.device)}
-        return self._m
-    @property
-    def dim(self) -> int: return self.models()["clip"].embed_dim
-    def prepare(self, im): return _resize_crop(im, self.side)
-    @torch.no_grad()
-    def forward(self, xs:list) -> tuple:
-        "Global (B, E) on the CPU and dense (B, P, E) on the device, L2-normalised, and the patch grid, of prepared images."
-        from objret.dense import global_dense
-        from objret.train import normalize_images
-        clip = self.models()["clip"]
-        g, d, grid = global_dense(clip.model.visual, normalize_images(torch.stack(xs).to(clip.device), clip), clip.name, self.options["antialias"])
-        return F.normalize(g.float(), dim=-1).cpu(), F.normalize(d.float(), dim=-1), grid
-    def embed(self, xs, windows):
-        o = self.options
-        g, d, grid = self.forward(xs)
-        win = torch.tensor(windows, dtype=torch.float32)
-        if o["kind"] == "global": return [(g[i:i + 1], win[i:i + 1]) for i in range(len(xs))]
-        if o["kind"] == "dense": vecs, ext = d.cpu(), [_in_window(cell_boxes(grid), w) for w in windows]
-        else:
-            opts = {"k": min(o["k"], d.shape[1]), "threshold": o["threshold"]}
-            labels = CLUSTER_METHODS[o["clustering"]](d, **opts)
-            reps, valid = cluster_means(d, labels)
-            boxes, n = cluster_boxes(labels, valid, grid).split(valid.sum(1).tolist()), valid.sum(1).tolist()
-            vecs, ext = reps[valid].cpu().split(n), [_in_window(b, w) for b, w in zip(boxes, windows)]
-        out = []
-        for i in range(len(xs)):
-            v, e = vecs[i], ext[i]
-            if o["with_global"]: v, e = torch.cat([g[i:i + 1], v]), torch.cat([win[i:i + 1], e])
-            out.append((v, e))
-        return out
-    @torch.no_grad()
-    def encode_text(self, texts):
-        from objret.backbones import encode_texts
-        return encode_texts(self.models()["clip"], list(texts)).cpu()
-    def encode_image(self, im, box=None):
-        "The CLIP embedding of the query image (or its box): compared with every stored vector, in CLIP's space."
-        return self.forward([self.prepare(_crop_query(im, box))[0]])[0]
-
-# %% ../nbs/60_collection.ipynb #ecad8a49
-def _torchvision_like(name:str, weights, family:str, device:str):
-    "A CNN or detector by name and weights; 'objret' means the tiny model that ships."
-    from objret.backbones import cnn_backbone
-    from objret.regions import torchvision_detector
-    from objret.train import TinyCnnConfig, TinyDetectorConfig, tiny_cnn, tiny_detector
-    if family == "cnn": return tiny_cnn(TinyCnnConfig(model=name), device=device) if weights == "objret" else cnn_backbone(name, weights, device)
-    return tiny_detector(TinyDetectorConfig(model=name), device=device) if weights == "objret" else torchvision_detector(name, weights, device)
-
-def _same_size_groups(xs:list) -> list:
-    "Indices of `xs` grouped by tensor shape, so that each group stacks into one batch."
-    groups = {}
-    for i, x in enumerate(xs): groups.setdefault(tuple(x.shape), []).append(i)
-    return list(groups.values())
-
-class OpenMethod(Method):
-    "OPEN's query-agnostic embedding: the image's CLIP embedding attending to its regions' crops (text and image queries)."
-    name, text = "open", True
-    def __init__(self, model:str="objret-tiny-vit", pretrained="objret", # the frozen CLIP
-                 decoder="objret", # a trained OpenModel file (`objret.open.load_open_model`), or "objret": `tiny_open()`
-                 regions:str="objret-tiny-detector", # a detector name (objret.regions.DETECTORS or the tiny one), or "grid": R-MAC grid boxes
-                 detector_weights="objret", # the detector's weights ("objret": the tiny detector; "DEFAULT"; a file)
-                 min_score:float=0.2, max_regions:int=10, # detections kept per image
-                 heads:int=8, # the decoder's attention heads
-                 max_side:int=512, # images are read at most this large (crops come from it)
-                 device:str="auto"):
-        super().__init__(device, model=model, pretrained=None if pretrained is None else str(pretrained), decoder=str(decoder), regions=regions,
-                         detector_weights=None if detector_weights is None else str(detector_weights), min_score=min_score,
-                         max_regions=max_regions, heads=heads, max_side=max_side)
-    def models(self):
-        if self._m is None:
-            from objret.open import load_open_model, tiny_open
-            o = self.options
-            m = {"clip": _load_clip(o["model"], o["pretrained"], self.device),
-                 "decoder": tiny_open(device=self.device) if o["decoder"] == "objret" else load_open_model(o["decoder"], o["heads"], self.device)}
-            if o["regions"] != "grid": m["detector"] = _torchvision_like(o["regions"], o["detector_weights"], "detector", self.device)
-            self._m = m
-        return self._m
-    @property
-    def dim(self) -> int: return self.models()["clip"].embed_dim
-    def prepare(self, im): return _resize_long(im, self.options["max_side"])
-    def boxes(self, x:torch.Tensor) -> torch.Tensor: # (n, 4) pixels of x
-        "The regions of one prepared image: the detector's best boxes, or the R-MAC grid."
-        o, m = self.options, self.models()
-        H, W = x.shape[-2:]
-        if o["regions"] == "grid":
-            from objret.composed import grid_boxes
-            return grid_boxes(o["max_regions"])[:o["max_regions"]] * torch.tensor([W, H, W, H])
-        d = m["detector"]([x.to(self.models()["clip"].device).float() / 255])[0]
-        keep = d["scores"] >= o["min_score"]
-        return d["boxes"][keep][:o["max_regions"]].cpu()
-    @torch.no_grad()
-    def embed(self, xs, windows):
-        from objret.regions import make_regions, pixel_box, region_tensors
-        m = self.models(); clip, dec = m["clip"], m["decoder"]
-        enc = lambda ims: F.normalize(clip.model.encode_image(torch.stack([clip.preprocess(im) for im in ims]).to(clip.device)).float(), dim=-1).cpu()
-        out = []
-        for x, w in zip(xs, windows):
-            im = TF.to_pil_image(x)
-            b = self.boxes(x)
-            r = make_regions(b, torch.zeros(len(b), dtype=torch.long), torch.tensor([list(x.shape[-2:])]), name="regions")
-            g = enc([im])
-            e = enc([im.crop(pixel_box(bb, im.size)) for bb in r.boxes.tolist()]) if len(r.boxes) else torch.zeros(0, g.shape[1])
-            X, pad = region_tensors(e, r, g)
-            v = dec.encode_image(g.to(clip.device), X.to(clip.device), pad.to(clip.device)).cpu()
-            out.append((v, torch.tensor([w], dtype=torch.float32)))
-        return out
-    @torch.no_grad()
-    def encode_text(self, texts):
-        from objret.backbones import encode_texts
-        m = self.models()
-        return m["decoder"].encode_text(encode_texts(m["clip"], list(texts)).to(m["clip"].device)).cpu()
-
-# %% ../nbs/60_collection.ipynb #fb989cd7
-class RmacMethod(Method):
-    "One R-MAC descriptor per image (± regional attention, ± PCA-whitening) from a CNN's last map (image queries)."
-    name = "rmac"
-    def __init__(self, backbone:str="objret-tiny-cnn", weights="objret", # the CNN ("objret": the tiny CNN that ships)
-                 levels:int=3, # R-MAC grid levels
-                 attention:str|None=None, # a trained RegionalAttention state_dict file (objret.rmac.train_attention), or None
-                 context:bool=True, hidden:int=64, # the attention network's shape
-                 whitening:str|None=None, # a PCAWhitening state_dict file, or None
-                 pool:str="mac", max_side:int|None=None, # regional pooling; longer image side (the paper: 1024)
-                 mean=None, std=None, # the backbone's input normalisation (None: ImageNet's)
-                 device:str="auto"):
-        from objret.train import IMAGENET_MEAN, IMAGENET_STD
-        super().__init__(device, backbone=backbone, weights=None if weights is None else str(weights), levels=levels,
-                         attention=None if attention is None else str(attention), context=context, hidden=hidden,
-                         whitening=None if whitening is None else str(whitening), pool=pool, max_side=max_side,
-                         mean=list(mean or IMAGENET_MEAN), std=list(std or IMAGENET_STD))
-    def models(self):
-        if self._m is None:
-            from objret.backbones import feature_channels
-            from objret.rmac import PCAWhitening, RegionalAttention, RmacHead
-            o = self.options
-            net = _torchvision_like(o["backbone"], o["weights"], "cnn", self.device)
-            att = wh = None
-            if o["attention"] is not None:
-                att = RegionalAttention(feature_channels(net), o["hidden"], o["context"]); att.load_state_dict(load_pt(o["attention"], "regional attention"))
-            if o["whitening"] is not None:
-                sd = load_pt(o["whitening"], "PCA-whitening"); wh = PCAWhitening(sd["mean"], sd["proj"])
-            self._m = {"net": net, "head": RmacHead(o["levels"], att, wh, o["pool"]).to(get_device(self.device)).eval()}
-        return self._m
-    @property
-    def dim(self) -> int:
-        m = self.models(); h = m["head"]
-        return int(h.whitening.proj.shape[1]) if h.whitening is not None else int(getattr(m["net"], "out_channels", 0)) or _probe_dim(self)
-    def prepare(self, im): return _resize_long(im, self.options["max_side"])
-    @torch.no_grad()
-    def embed(self, xs, windows):
-        from objret.backbones import select_map
-        from objret.rmac import _check_map
-        from objret.train import imagenet_normalize
-        m, o = self.models(), self.options
-        dev = next(m["net"].parameters()).device
-        out = [None] * len(xs)
-        for g in _same_size_groups(xs):
-            x = imagenet_normalize(torch.stack([xs[i] for i in g]).to(dev), o["mean"], o["std"])
-            f = select_map(m["net"](x)).float()
-            _check_map(f, o["levels"], "image", tuple(x.shape[-2:]))
-            for i, v in zip(g, m["head"](f).cpu()): out[i] = (v[None], torch.tensor([windows[i]], dtype=torch.float32))
-        return out
-
-def _probe_dim(m:Method) -> int: return int(m.embed([torch.zeros(3, 64, 64, dtype=torch.uint8)], [(0., 0., 1., 1.)])[0][0].shape[1])
-
-# %% ../nbs/60_collection.ipynb #5a703ca5
-class ObjectMethod(Method):
-    "Object embeddings: the classifier's global vector and its map pooled in each detected box (image queries, best pair)."
-    name = "objemb"
-    def __init__(self, classifier:str="objret-tiny-cnn", classifier_weights="objret", # the classifier (teacher) CNN
-                 detector:str="objret-tiny-detector", detector_weights="objret", # a two-stage detector
-                 max_boxes:int=10, score_threshold:float=0.2, pool:str="mac", output_size:int=3,
-                 max_side:int|None=None, device:str="auto"):
-        super().__init__(device, classifier=classifier, classifier_weights=None if classifier_weights is None else str(classifier_weights),
-                         detector=detector, detector_weights=None if detector_weights is None else str(detector_weights),
-                         max_boxes=max_boxes, score_threshold=score_threshold, pool=pool, output_size=output_size, max_side=max_side)
-    def models(self):
-        if self._m is None:
-            o = self.options
-            self._m = {"classifier": _torchvision_like(o["classifier"], o["classifier_weights"], "cnn", self.device),
-                       "detector": _torchvision_like(o["detector"], o["detector_weights"], "detector", self.device)}
-        return self._m
-    @property
-    def dim(self) -> int: return _probe_dim(self)
-    def prepare(self, im): return _resize_long(im, self.options["max_side"])
-    @torch.no_grad()
-    def embed(self, xs, windows):
-        from objret.objemb import _one_batch
-        from objret.train import imagenet_normalize
-        m, o = self.models(), self.options
-        dev = next(m["classifier"].parameters()).device
-        out = [None] * len(xs)
-        for g in _same_size_groups(xs):
-            x = imagenet_normalize(torch.stack([xs[i] for i in g]).to(dev))
-            cg, _, d, obj = _one_batch(m["classifier"], m["detector"], x, None, o["pool"], o["pool"], o["output_size"], o["max_boxes"], o["score_threshold"])
-            H, W = x.shape[-2:]
-            for j, (i, objs) in enumerate(zip(g, obj.cpu().split([len(di["boxes"]) for di in d]))):
-                boxes = d[j]["boxes"].cpu().float() / torch.tensor([W, H, W, H])
-                out[i] = (torch.cat([cg[j:j + 1].cpu(), objs]), torch.cat([torch.tensor([windows[i]], dtype=torch.float32), _in_window(boxes, windows[i])]))
-        return out
-    def encode_image(self, im, box=None):
-        "All the query's vectors (global and objects): an item scores by its best pair."
-        x, _ = self.prepare(_crop_query(im, box))
-        return self.embed([x], [(0.0, 0.0, 1.0, 1.0)])[0][0]
-
-# %% ../nbs/60_collection.ipynb #54ef6f75
-METHODS = {  # name: (class, preset options) — configs as data
-    "clip": (ClipMethod, dict(kind="global")),
-    "dense-clip": (ClipMethod, dict(kind="dense")),
-    "cluster-clip": (ClipMethod, dict(kind="cluster")),
-    "open": (OpenMethod, {}),
-    "rmac": (RmacMethod, {}),
-    "objemb": (ObjectMethod, {}),
-}
-
-def make_method(name:str, # a key of `METHODS`
-                device:str="auto", **options) -> Method:
-    "A collection method by name and options (unknown names and options are clear errors)."
-    if name not in METHODS: raise ValueError(f"unknown method {name!r}; objret's: {list(METHODS)}.")
-    cls, preset = METHODS[name]
-    try: return cls(device=device, **{**preset, **{k: v for k, v in options.items() if k != "method"}})
-    except TypeError as e: raise TypeError(f"method {name!r}: {e}") from None
-
-# %% ../nbs/60_collection.ipynb #8bc71f9a
-def read_shard(source:Source, # the collection
-               i:int, # input shard
-               method:Method, # only its `prepare` runs here (no model is loaded)
-              ) -> dict: # keys, paths, sizes (w, h), windows, arrays (prepared uint8), skipped [{key, error}]
-    "Decode and prepare the images of input shard `i`; an unreadable image is recorded as skipped, never raised."
-    start, stop = source.shards[i]
-    rows = {"shard": i, "start": start, "count": stop - start, "keys": [], "paths": [], "sizes": [], "windows": [], "arrays": [], "skipped": []}
-    tars = {}
-    try:
-        for key, path in zip(source.keys[start:stop], source.paths[start:stop]):
-            try:
-                if "::" in path:
-                    t, name = path.split("::", 1)
-                    tf = tars.get(t) or tars.setdefault(t, tarfile.open(t))
-                    with Image.open(io.BytesIO(tf.extractfile(name).read())) as im0: im = to_rgb(im0)
-                else: im = load_image(path)
-                x, w = method.prepare(im)
-            except Exception as e:                                    # corrupt, truncated, oversized, unreadable: counted, listed
-                rows["skipped"].append({"key": key, "error": f"{type(e).__name__}: {e}"[:300]}); continue
-            rows["keys"].append(key); rows["paths"].append(path); rows["sizes"].append(im.size); rows["windows"].append(w); rows["arrays"].append(x)
-    finally:
-        for tf in tars.values(): tf.close()
-    return rows
-
-def embed_shard(rows:dict, method:Method, batch_size:int=64) -> dict:
-    "Embed a read shard in batches; an image the model cannot take (too small for a grid, …) is skipped with its error."
-    res = [None] * len(rows["keys"])
-    for s in batch_slices(len(res), batch_size):
-        xs, ws = rows["arrays"][s], rows["windows"][s]
-        try: got = method.embed(xs, ws)
-        except Exception:                                              # find the image(s) at fault, keep the others
-            got = []
-            for x, w, k in zip(xs, ws, rows["keys"][s]):
-                try: got.append(method.embed([x], [w])[0])
-                except Exception as e: got.append(None); rows["skipped"].append({"key": k, "error": f"{type(e).__name__}: {e}"[:300]})
-        res[s] = got
-    keep = [j for j, r in enumerate(res) if r is not None]
-    for j in keep:
-        if not torch.isfinite(res[j][0]).all():
-            rows["skipped"].append({"key": rows["keys"][j], "error": "the model gave NaN/inf embeddings"}); res[j] = None
-    keep = [j for j, r in enumerate(res) if r is not None]
-    counts = [len(res[j][0]) for j in keep]
-    return {**{k: rows[k] for k in ("shard", "start", "count", "skipped")},
-            "keys": [rows["keys"][j] for j in keep], "paths": [rows["paths"][j] for j in keep], "sizes": [rows["sizes"][j] for j in keep],
-            "vectors": torch.cat([res[j][0] for j in keep]).float().numpy() if keep else np.zeros((0, 0), np.float32),
-            "extents": torch.cat([res[j][1] for j in keep]).float().numpy() if keep else np.zeros((0, 4), np.float32),
-            "counts": counts}
-
-def _write_npy(a:np.ndarray):
-    def w(p):
-        with open(p, "wb") as f: np.save(f, a, allow_pickle=False)
-    return w
-
-# %% ../nbs/60_collection.ipynb #c32017a7
-def write_shard(store:ShardStore, emb:dict, seconds:float) -> dict:
-    "One output shard: fp16 vectors, the items' table (Parquet: key, path, offset, count, width, height, extents), then the marker."
-    counts = np.asarray(emb["counts"], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
-    ext = emb["extents"].astype(np.float32)
-    table = pd.DataFrame({"key": emb["keys"], "path": emb["paths"], "offset": offsets, "count": counts,
-                          "width": [s[0] for s in emb["sizes"]], "height": [s[1] for s in emb["sizes"]],
-                          "extents": [ext[o:o + c].reshape(-1).tolist() for o, c in zip(offsets, counts)]})
-    stats = {"images": emb["count"], "embedded": len(emb["keys"]), "skipped": len(emb["skipped"]), "skipped_images": emb["skipped"],
-             "vectors": int(counts.sum()), "seconds": round(seconds, 3)}
-    rec = store.write(emb["shard"], {"vectors.npy": _write_npy(emb["vectors"].astype(np.float16)),
-                                    "items.parquet": lambda p: table.to_parquet(p, index=False)}, emb["start"], emb["count"], stats)
-    return rec
-
-def collection_manifest(source:Source, method:Method) -> dict:
-    "What shapes a built collection: the method and its options, its weights' digest, the source's file list and shards."
-    return {"format": "objret-collection/1", "method": method.spec(), "weights": method.digest(), "dim": int(method.dim),
-            "source": {"kind": source.kind, "root": source.root, "fingerprint": source.fingerprint(), "n_images": len(source),
-                       "shards": fingerprint(source.shards), "n_shards": len(source.shards)}, "dtype": "float16"}
-
-# %% ../nbs/60_collection.ipynb #01b6e256
-def _local_build(source:Source, store:ShardStore, method:Method, todo:list, batch_size:int, read_ahead:int, bar) -> list:
-    "Shards one after another in this process; the next shards are read and decoded by threads while the model runs."
-    from concurrent.futures import ThreadPoolExecutor
-    recs = []
-    with ThreadPoolExecutor(max(1, read_ahead)) as pool:
-        futures = [pool.submit(read_shard, source, i, method) for i in todo[:read_ahead]]
-        for n, i in enumerate(todo):
-            t0 = time.perf_counter()
-            rows = futures[n].result()
-            if n + read_ahead < len(todo): futures.append(pool.submit(read_shard, source, todo[n + read_ahead], method))
-            recs.append(write_shard(store, embed_shard(rows, method, batch_size), time.perf_counter() - t0))
-            bar.update(rows["count"])
+def syncs(out:str|Path, # a collection's folder
+         ) -> list: # each sync's record, in order
+    "The syncs of a collection: what each embedded (its shards) and dropped."
+    recs = [_load_json(p) for p in sorted(Path(out).glob("sync_*.json"))]
+    if [r["sync"] for r in recs] != list(range(len(recs))): raise ValueError(f"{out}: sync records are missing or misnumbered.")
     return recs
 
-class _ShardEmbedder:
-    "A Ray actor: one model per actor, each input row a read shard, written by the same shard writer as the local engine."
-    def __init__(self, spec:dict, out:str, batch_size:int, device:str, threads:int|None, kill_shard:int|None=None):
-        if threads: torch.set_num_threads(threads)
-        self.method, self.store, self.batch_size, self.kill_shard = make_method(spec["method"], device, **spec), ShardStore(out), batch_size, kill_shard
-    def __call__(self, batch:dict) -> dict:
-        recs = []
-        for rows in batch["rows"]:
-            if self.kill_shard == rows["shard"] and not Path(self.store.root, ".killed").exists():   # fault injection (tests): killed mid-build
-                Path(self.store.root, ".killed").touch()
-                import ray; ray.kill(ray.get_runtime_context().current_actor, no_restart=False)
-            t0 = time.perf_counter()
-            recs.append(json.dumps(write_shard(self.store, embed_shard(rows, self.method, self.batch_size), time.perf_counter() - t0)))
-        return {"rec": recs}
+def n_shards(recs:list) -> int:
+    "Output shards the syncs have made."
+    return sum(len(r["shards"]) for r in recs)
 
-def _ray_build(source:Source, store:ShardStore, method:Method, todo:list, batch_size:int, actors:int|None, gpus_per_actor:float|None, device:str) -> list:
-    "Shards through Ray Data: read tasks decode (one CPU each), an actor pool embeds and writes; CPU is left for the reads."
-    import ray
-    if not ray.is_initialized(): raise RuntimeError("engine='ray' needs a running Ray: ray.init(address=...) to join a cluster, or ray.init() for this machine.")
-    cpus = ray.cluster_resources().get("CPU", 1); gpus = ray.cluster_resources().get("GPU", 0)
-    g = gpus_per_actor if gpus_per_actor is not None else (1.0 if gpus and get_device(device).type == "cuda" else 0.0)
-    n = actors or (max(1, int(gpus // g)) if g else max(1, int(cpus) // 2))
-    cpu_per_actor = 0 if g else max(0.1, min(1.0, (cpus - 1) / n))     # leave at least one CPU to the read tasks
-    ds = ray.data.from_items([{"shard": i} for i in todo], override_num_blocks=len(todo))
-    reader = method.light()                                               # its preparation only: no weights travel to the read tasks
-    ds = ds.map(lambda r: {"rows": read_shard(source, r["shard"], reader)}, num_cpus=1)
-    ds = ds.map_batches(_ShardEmbedder, fn_constructor_kwargs=dict(spec=method.spec(), out=str(store.root), batch_size=batch_size,
-                                                                   device="cuda" if g else "cpu", threads=None if g else max(1, int(cpu_per_actor) or 1),
-                                                                   kill_shard=int(os.environ["OBJRET_FAULT_KILL_SHARD"]) if "OBJRET_FAULT_KILL_SHARD" in os.environ else None),
-                        batch_size=1, compute=ray.data.ActorPoolStrategy(size=n), num_cpus=cpu_per_actor, num_gpus=g or None)   # Ray Data restarts dead actors and retries their shards
-    return [json.loads(r["rec"]) for r in ds.take_all()]
+def live_items(store:ShardStore, # the collection's store
+               recs:list, # its syncs
+              ) -> dict: # key -> (shard, row in its items table, content id, vectors)
+    "Every image a collection holds now: the latest embedding of each key that no later sync dropped."
+    live = {}
+    for r in recs:
+        for k in r["removed"] + r["changed"]: live.pop(k, None)
+        for i in range(r["first"], r["first"] + len(r["shards"])):
+            if not store.done(i): continue
+            t = pd.read_parquet(store.path(i, "items.parquet"), columns=["key", "content", "count"])
+            for row, (k, c, n) in enumerate(zip(t["key"], t["content"], t["count"])): live[k] = (i, row, c, int(n))
+    return live
+
+# %% ../nbs/60_collection.ipynb #6a3c9bc1
+def plan_sync(source:Source, # the images now
+              ids:list, # their content ids (`objret.sources.content_ids`)
+              live:dict, # what the collection holds (`live_items`)
+              failed:dict, # key -> content id of the images the last attempt could not embed (tried again once changed)
+              first:int, # the number of the first new shard
+              shard_size:int, # images per new shard
+              number:int, # the sync's number
+             ) -> dict:
+    "What a sync does: embed the images added or changed (in new shards), drop the keys removed or changed."
+    old = {k: v[2] for k, v in live.items()}
+    todo = [j for j, (k, c) in enumerate(zip(source.keys, ids)) if old.get(k, "none") != c and failed.get(k, "none") != c]
+    sub = source.select(todo, shard_size, first)
+    changed = [k for k in sub.keys if k in old]
+    return {"sync": number, "first": first, "shards": sub.shards, "keys": sub.keys, "paths": sub.paths, "sizes": sub.sizes,
+            "contents": [ids[j] for j in todo], "texts": sub.texts, "urls": sub.urls, "added": len(todo) - len(changed), "changed": changed,
+            "removed": sorted(set(old) - set(source.keys)), "unchanged": len(source) - len(todo), "images": len(source),
+            "unread": source.unread, "done": False}
+
+def _pending_source(rec:dict) -> Source:
+    "The images a sync embeds, as the source its shards are read from."
+    return Source("sync", rec["keys"], rec["paths"], [tuple(b) for b in rec["shards"]], rec["sizes"], None, rec["texts"],
+                  rec["urls"], [], rec["first"])
+
+# %% ../nbs/60_collection.ipynb #bdea185d
+INDEX = "index"
+
+def _check_store(store:ShardStore, recs:list) -> int:
+    "The number of shards the syncs made, checked against the markers there are and the manifest's format."
+    if store.manifest.get("format") != FORMAT:
+        raise ValueError(f"{store.root} was built by another objret (format {store.manifest.get('format')!r}, this one reads "
+                         f"{FORMAT!r}); build it again into a new folder.")
+    n = n_shards(recs)
+    stray = sorted(p.name for p in store.root.glob("shard_*.done.json") if int(p.name[6:11]) >= n)
+    if stray: raise ValueError(f"{store.root}: its syncs made {n} shards, but {stray[0]} exists: the records were edited "
+                               "or belong to another build; delete the folder and build it again.")
+    return n
+
+def _built_from(store:ShardStore, recs:list) -> str:
+    "What an index is built from: the syncs and every marker of their finished shards (a new sync makes it stale)."
+    n = n_shards(recs)
+    return digest([(r["sync"], r["done"]) for r in recs], [json.loads(store.marker(i).read_text())["files"]
+                                                            for i in range(n) if store.done(i)])
+
+def index_is_fresh(out:str|Path, # a built collection
+                   factory:str="Flat", # the factory asked for ("auto": chosen from `memory_budget`)
+                   memory_budget:float|None=None,
+                  ) -> bool:
+    "Whether the collection's index exists, was built from its current syncs, and with this factory and budget."
+    store = ShardStore(out)
+    recs = syncs(out)
+    _check_store(store, recs)
+    f = store.root/INDEX/"meta.json"
+    if not f.is_file(): return False
+    meta = _load_json(f)
+    return (meta["built_from"] == _built_from(store, recs) and meta.get("requested", meta["factory"]) == factory
+            and (factory != "auto" or meta["memory_budget"] == memory_budget))
+
+# %% ../nbs/60_collection.ipynb #792cbd7b
+def _errors(store:ShardStore, recs:list, live:dict) -> dict:
+    "Key -> (error, content id) of the images the latest attempt could not embed, and no later sync dropped or embedded."
+    errors = {}
+    for r in recs:
+        for k in r["removed"]: errors.pop(k, None)
+        content = dict(zip(r["keys"], r.get("contents", [None] * len(r["keys"]))))
+        for i in range(r["first"], r["first"] + len(r["shards"])):
+            if store.done(i):
+                for sk in _load_json(store.marker(i))["stats"]["skipped_images"]: errors[sk["key"]] = (sk["error"], content.get(sk["key"]))
+    return {k: e for k, e in errors.items() if k not in live}
+
+def failed_contents(store:ShardStore, recs:list, live:dict) -> dict:
+    "Key -> content id of the images that could not be embedded: a sync tries them again only once they change."
+    return {k: c for k, (_, c) in _errors(store, recs, live).items()}
+
+def collection_summary(out:str|Path, # a built collection
+                      ) -> dict:
+    "What a collection holds (images, skipped ones with their errors, vectors, bytes) and what its last sync changed."
+    store, recs = ShardStore(out), syncs(out)
+    n = _check_store(store, recs)
+    live, last = live_items(store, recs), (recs[-1] if recs else {})
+    skipped = [{"key": k, "error": e} for k, (e, _) in _errors(store, recs, live).items()] + last.get("unread", [])
+    markers = [_load_json(store.marker(i)) for i in range(n) if store.done(i)]
+    return {"method": store.manifest["method"]["method"], "images": len(live) + len(skipped), "embedded": len(live),
+            "skipped": len(skipped), "skipped_images": skipped, "vectors": sum(v[3] for v in live.values()),
+            "bytes": sum(f["bytes"] for m in markers for f in m["files"].values()), "shards": n, "syncs": len(recs),
+            "unfinished_shards": [i for i in range(n) if not store.done(i)],
+            **{k: (len(last[k]) if isinstance(last.get(k), list) else last.get(k, 0)) for k in ("added", "changed", "removed", "unchanged")}}
 
 # %% ../nbs/60_collection.ipynb #6ceeec0c
-ENGINES = ("local", "ray")
+def _engine(engine) -> LocalEngine|RayEngine:
+    "An engine config from a name or itself."
+    if isinstance(engine, (LocalEngine, RayEngine)): return engine
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} is unknown; use one of {list(ENGINES)} or LocalEngine(…)/RayEngine(…).")
+    return ENGINES[engine]
 
-def build_collection(source, # a `Source`, or what `open_source` takes (a folder, a list file, tar shards)
-                     out:str|Path, # the collection's folder (shards, manifest, index)
-                     method:str|Method="cluster-clip", # a `METHODS` name, or a `Method`
-                     engine:str="local", # "local" (this process) or "ray" (Ray Data on the running Ray)
-                     shard_size:int=1000, # images per input shard (folders and lists; tar shards are one each)
-                     batch_size:int=64, # images per forward pass
-                     read_ahead:int=2, # local engine: shards read and decoded ahead of the model
-                     actors:int|None=None, gpus_per_actor:float|None=None, # ray engine: actor pool (None: from the cluster)
-                     device:str="auto",
-                     index:bool=True, # build the search index once the shards are there
-                     **options, # the method's options (model, pretrained, resolution, k, …)
-                    ) -> dict: # a summary: images, skipped, vectors, bytes, seconds, shards written
-    "Embed a collection with any objret method into verified, resumable shards (a pure map: one input shard → one output shard), then index it."
-    from tqdm.auto import tqdm
-    check_choice(engine, ENGINES, "engine")
-    t0 = time.perf_counter()
-    source = source if isinstance(source, Source) else open_source(source, shard_size)
-    method = method if isinstance(method, Method) else make_method(method, device=device, **options)
-    store = ShardStore(out, collection_manifest(source, method))
-    todo = store.unfinished(len(source.shards))
-    bar = tqdm(total=sum(source.shards[i][1] - source.shards[i][0] for i in todo), desc=f"{method.name}: images", disable=not todo or not progress_enabled(), leave=False)
-    written = (_local_build(source, store, method, todo, batch_size, read_ahead, bar) if engine == "local" else
-               _ray_build(source, store, method, todo, batch_size, actors, gpus_per_actor, device))
+def _finish(rec:dict, store:ShardStore, method:Method, engine, batch_size:int) -> list:
+    "Embed a sync's unfinished shards, then mark it done; return the markers written."
+    sub = _pending_source(rec)
+    todo = [i for i in range(len(sub.shards)) if not store.done(sub.first_shard + i)]
+    bar = tqdm(total=sum(b - a for a, b in (sub.shards[i] for i in todo)), desc=f"{method.name}: images",
+               disable=not todo or not progress_enabled(), leave=False)
+    written = engine.build(sub, store, method, todo, batch_size, bar)
     bar.close()
+    save_atomic({**rec, "done": True}, store.root/SYNC.format(rec["sync"]))
+    return written
+
+def _nothing_to_do(out:str|Path, man:dict, source:Source, ids:list) -> bool:
+    "Whether `out` holds this collection with every sync done and nothing in the source added, changed or removed."
+    f = Path(out)/ShardStore.MANIFEST
+    if not f.is_file() or _load_json(f) != json.loads(json.dumps(man)): return False
+    recs = syncs(out)
+    if not recs or not recs[-1]["done"]: return False
+    store = ShardStore(out)
+    live = live_items(store, recs)
+    plan = plan_sync(source, ids, live, failed_contents(store, recs, live), 0, 1, 0)
+    return not plan["keys"] and not plan["removed"]
+
+# %% ../nbs/60_collection.ipynb #83b77c38
+def build_collection(source, # a `Source`, or what `load_source` takes (a folder, a list file, tar shards)
+                     out:str|Path, # the collection's folder (shards, manifest, syncs, index)
+                     method:str|Method="cluster-clip", # a `METHODS` name, or a `Method`
+                     engine="local", # "local", "ray", or a `LocalEngine` / `RayEngine`
+                     shard_size:int=1000, # images per new shard
+                     batch_size:int=64, # images per forward pass
+                     device:str="auto",
+                     index:bool=True, # (re)build the search index when the collection changed
+                     **options, # the method's options (model, pretrained, resolution, k, …)
+                    ) -> dict: # a summary: images, skipped, vectors, bytes, added/changed/removed/unchanged, seconds
+    """Embed a collection with any objret method into verified, resumable shards; rerun on a changed source, sync it:
+    embed only what is new or changed, drop what is gone."""
+    engine, t0 = _engine(engine), time.perf_counter()
+    method = method if isinstance(method, Method) else make_method(method, device=device, **options)
+    source = source if isinstance(source, Source) else load_source(source, shard_size)
+    man, ids = collection_manifest(source, method), content_ids(source)
+    written = []
+    if not (_nothing_to_do(out, man, source, ids) and (not index or index_is_fresh(out))):   # else: no lock, no write
+        with FolderLock(out, f"syncing {method.name!r}"):
+            store, recs = ShardStore(out, man), syncs(out)
+            if recs and not recs[-1]["done"]: written += _finish(recs[-1], store, method, engine, batch_size)  # a killed sync
+            live = live_items(store, recs)
+            plan = plan_sync(source, ids, live, failed_contents(store, recs, live), n_shards(recs), shard_size, len(recs))
+            if plan["keys"] or plan["removed"]:
+                save_atomic(plan, store.root/SYNC.format(plan["sync"]))                       # recorded before any work
+                written += _finish(plan, store, method, engine, batch_size)
+            if index and live_items(store, syncs(out)): index_collection(out, device=device, locked=True)
     summary = collection_summary(out)
-    summary.update(shards_written=len(written), seconds=round(time.perf_counter() - t0, 2), engine=engine)
-    if index and summary["embedded"]: summary["index"] = str(index_collection(out, device=device).root)
+    summary.update(shards_written=len(written), embedded_now=sum(r["stats"]["embedded"] for r in written),
+                   seconds=round(time.perf_counter() - t0, 2), engine=type(engine).__name__)
     return summary
-
-def collection_summary(out:str|Path) -> dict:
-    "Images, skipped images (with their errors), vectors and bytes of a built collection, from its shard markers."
-    store = ShardStore(out); n = store.manifest["source"]["n_shards"]
-    unfinished = store.unfinished(n)
-    recs = [json.loads(store.marker(i).read_text()) for i in range(n) if i not in unfinished]
-    st = lambda k: sum(r["stats"][k] for r in recs)
-    return {"method": store.manifest["method"]["method"], "images": st("images"), "embedded": st("embedded"), "skipped": st("skipped"),
-            "skipped_images": [s for r in recs for s in r["stats"]["skipped_images"]], "vectors": st("vectors"),
-            "bytes": sum(f["bytes"] for r in recs for f in r["files"].values()), "shards": n, "unfinished_shards": unfinished}
-
-# %% ../nbs/60_collection.ipynb #1331631b
-def choose_factory(n_vectors:int, # vectors the index will hold
-                   dim:int, # their dimension
-                   memory_budget:float|None=None, # bytes the index may take (None: no limit: exact)
-                  ) -> str: # a faiss index factory string
-    "An index for `n_vectors` within `memory_budget`, by autofaiss's rules: exact when small, HNSW when it fits, else IVF-PQ."
-    if memory_budget is None or n_vectors < 1000: return "Flat"
-    if n_vectors < 10_000: return "HNSW15"
-    per = memory_budget / n_vectors                                     # bytes per vector the budget allows
-    m = int((per / 4 - dim) // 2)                                       # HNSW links that fit beside the float vectors
-    if m >= 8: return f"HNSW{min(m, 32)}"
-    nlist = 2 ** round(math.log2(4 * math.sqrt(n_vectors))) if n_vectors < 1_000_000 else 16384 if n_vectors < 10_000_000 else 65536
-    coarse = f"IVF{nlist}" + ("_HNSW32" if nlist >= 1000 else "")
-    if dim * 4 + 8 <= per and n_vectors < 1_000_000: return f"{coarse},Flat"
-    for pq in (256, 128, 64, 48, 32, 24, 16, 8, 4):                     # the largest code that fits (8 bytes of id per vector)
-        if pq < dim and dim % pq == 0 and pq + 8 <= per: return f"{coarse},PQ{pq}x8"
-    raise ValueError(f"memory_budget={memory_budget:.0f} bytes for {n_vectors} vectors is {per:.1f} bytes each; the smallest "
-                     f"IVF-PQ code takes 12 (4-byte code + 8-byte id): raise the budget or store fewer vectors per image.")
 
 # %% ../nbs/60_collection.ipynb #816fb1c7
 @dataclass
@@ -682,195 +231,222 @@ class Collection:
     root: Path                # the collection's folder
     manifest: dict
     index: VectorIndex
-    items: pd.DataFrame       # one row per item: key, path, width, height, first vector, count
+    items: pd.DataFrame       # one row per item: key, path, width, height, caption, url, first vector, count
     extents: np.ndarray       # (vectors, 4) each vector's extent, fractions of its image
     device: str = "auto"
-    _method: Method|None = None
-    def __len__(self): return len(self.items)
+    given: Method|None = None # a method handed in (`load_collection(method=…)`), checked against the manifest
+    def __len__(self): return int((~self.items["dead"]).sum()) if "dead" in self.items else len(self.items)
     @property
     def method(self) -> Method:
-        if self._method is None: self._method = make_method(self.manifest["method"]["method"], self.device, **self.manifest["method"])
-        return self._method
-    def __repr__(self): return f"Collection({str(self.root)!r}, method={self.manifest['method']['method']!r}, items={len(self)}, vectors={self.index.n_vectors})"
+        "The collection's method, its weights checked against the manifest's digest when first loaded."
+        if "_method" not in self.__dict__: self.__dict__["_method"] = method_for(self.manifest, self.device, self.given)
+        return self.__dict__["_method"]
+    def __repr__(self):
+        name = self.manifest["method"]["method"]
+        return f"Collection({str(self.root)!r}, method={name!r}, items={len(self)}, vectors={self.index.n_vectors})"
 
 # %% ../nbs/60_collection.ipynb #cb9567c3
-INDEX = "index"
+REBUILD_SHARE = 0.25        # an approximate index is retrained once added-since-training + dead vectors pass this share
 
-def _built_from(store:ShardStore, n:int) -> str:
-    "What an index was built from: every shard marker's checksums (a rebuilt shard makes the index stale)."
-    return fingerprint([json.loads(store.marker(i).read_text())["files"] for i in range(n)])
+def _by_shard(live:dict) -> dict:
+    "Shard -> the rows of its items table that are live, sorted."
+    by = {}
+    for i, row, _, _ in live.values(): by.setdefault(i, []).append(row)
+    return {i: sorted(rows) for i, rows in sorted(by.items())}
 
-def _shard_rows(store:ShardStore, rec:dict) -> tuple[np.ndarray, pd.DataFrame]:
-    return np.load(rec["paths"]["vectors.npy"], mmap_mode="r", allow_pickle=False), pd.read_parquet(rec["paths"]["items.parquet"])
+def _part(store:ShardStore, i:int, rows:list) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    "Rows of a verified shard: their vectors (float32), items (with shard and row), and extents."
+    rec = store.read(i)
+    v, t = np.load(rec["paths"]["vectors.npy"], mmap_mode="r", allow_pickle=False), pd.read_parquet(rec["paths"]["items.parquet"])
+    t = t.iloc[rows]
+    sel = np.concatenate([np.arange(o, o + c) for o, c in zip(t["offset"], t["count"])]) if len(t) else np.zeros(0, np.int64)
+    ext = np.concatenate([np.asarray(e, np.float32).reshape(-1, 4) for e in t["extents"]]) if len(t) else np.zeros((0, 4), np.float32)
+    items = t.drop(columns=["extents", "offset"]).assign(shard=i, row=rows).reset_index(drop=True)
+    return np.asarray(v[sel], np.float32), items, ext
 
+def _train_sample(store:ShardStore, by:dict, live:dict, train_size:int, seed:int) -> np.ndarray:
+    "A seeded sample of at most `train_size` live vectors, drawn from every shard in proportion."
+    counts = {}
+    for i, _, _, n in live.values(): counts[i] = counts.get(i, 0) + n
+    rng, total, out = np.random.default_rng(seed), sum(counts.values()), []
+    for i, rows in by.items():
+        take = min(counts[i], int(np.ceil(train_size * counts[i] / total)))
+        if take: out.append(_part(store, i, rows)[0][np.sort(rng.choice(counts[i], take, replace=False))])
+    return np.concatenate(out)
+
+def _fill(idx:VectorIndex, store:ShardStore, by:dict, first:int=0) -> tuple[pd.DataFrame, np.ndarray]:
+    "Add the live items of every shard to the index (item ids from `first`); return their items and extents."
+    items, ext = [], []
+    for i, rows in by.items():
+        v, t, e = _part(store, i, rows)
+        idx.add(v, t["count"].to_numpy(), np.arange(first, first + len(t)))
+        items.append(t)
+        ext.append(e)
+        first += len(t)
+    return pd.concat(items, ignore_index=True), np.concatenate(ext)
+
+# %% ../nbs/60_collection.ipynb #c7560fec
+def _save_index(root:Path, idx:VectorIndex, items:pd.DataFrame, extents:np.ndarray, meta:dict):
+    "The index folder, written atomically: the faiss index, the items, the extents, and meta.json with their checksums."
+    items["first"] = np.concatenate([[0], np.cumsum(items["count"].to_numpy())[:-1]])
+    with atomic_dir(root/INDEX) as tmp:
+        idx.save(tmp/"vectors")
+        items.to_parquet(tmp/"items.parquet", index=False)
+        with open(tmp/"extents.npy", "wb") as f: np.save(f, extents, allow_pickle=False)
+        save_atomic({**meta, "items": len(items), "vectors": int(idx.n_vectors), "bytes": int(idx.nbytes()),
+                     "files": {f: file_digest(tmp/f) for f in ("items.parquet", "extents.npy")}}, tmp/"meta.json")
+
+def _grown(root:Path, store:ShardStore, by:dict, meta:dict, device:str):
+    "The saved approximate index with a sync's changes (new items added, dropped ones marked dead), or None to rebuild."
+    d = root/INDEX
+    old = _load_json(d/"meta.json") if (d/"meta.json").is_file() else None
+    if old is None or old["factory"] != meta["factory"] or old.get("requested") != meta["requested"]: return None
+    if VectorIndex(meta["dim"], meta["factory"], "cpu").exact: return None
+    idx, (items, ext) = VectorIndex.load(d/"vectors", device, dim=meta["dim"]), _index_files(d, old)
+    want = {(i, r) for i, rows in by.items() for r in rows}
+    items["dead"] = [(s, r) not in want for s, r in zip(items["shard"], items["row"])]
+    have = set(zip(items["shard"], items["row"]))
+    new = {i: [r for r in rows if (i, r) not in have] for i, rows in by.items()}
+    new = {i: rows for i, rows in new.items() if rows}
+    added = old.get("added_since_training", 0)
+    if new:
+        t, e = _fill(idx, store, new, first=len(items))
+        items, ext, added = pd.concat([items, t.assign(dead=False)], ignore_index=True), np.concatenate([ext, e]), added + len(e)
+    dead = int(items.loc[items["dead"], "count"].sum())
+    if (added + dead) > REBUILD_SHARE * idx.n_vectors: return None
+    return idx, items, ext, {"trained_vectors": old["trained_vectors"], "added_since_training": added}
+
+# %% ../nbs/60_collection.ipynb #8d6d0622
 def index_collection(out:str|Path, # a built collection (`build_collection`)
                      factory:str="Flat", # "Flat" (exact), a faiss factory string, or "auto" (from `memory_budget`)
                      memory_budget:float|None=None, # bytes the index may take, for factory="auto"
-                     nprobe:int|None=None, overfetch:int=8, # approximate search: IVF lists probed; vectors fetched per item wanted
+                     nprobe:int|None=None, # approximate search: IVF lists probed
                      train_size:int=200_000, # approximate indexes train on a seeded sample of this many vectors
                      device:str="auto", seed:int=0,
+                     locked:bool=False, # the caller holds the collection's lock already
                     ) -> Collection:
-    "Build the multi-vector index of a collection from its verified shards, shard by shard, and save it with the items."
-    store = ShardStore(out); man = store.manifest; n = man["source"]["n_shards"]
-    left = store.unfinished(n)
-    if left: raise FileNotFoundError(f"{out}: {len(left)} of {n} shards unfinished (first {store.name(left[0])}); rerun build_collection to finish them.")
-    recs = [store.read(i) for i in range(n)]
-    sizes = [r["stats"]["vectors"] for r in recs]
-    if sum(sizes) == 0: raise ValueError(f"{out}: no image was embedded (all {sum(r['stats']['images'] for r in recs)} skipped); see collection_summary().")
-    factory = choose_factory(sum(sizes), man["dim"], memory_budget) if factory == "auto" else factory
-    idx = VectorIndex(man["dim"], factory, device, overfetch, nprobe)
-    if not idx.exact:                                                   # train on a seeded sample drawn across the shards
-        rng, take = np.random.default_rng(seed), [min(s, int(np.ceil(train_size * s / sum(sizes)))) for s in sizes]
-        idx.train(np.concatenate([np.asarray(_shard_rows(store, r)[0][np.sort(rng.choice(s, t, replace=False))], np.float32)
-                                  for r, s, t in zip(recs, sizes, take) if t]), max_train=train_size, seed=seed)
-    items, ext, first = [], [], 0
-    for r in recs:
-        v, t = _shard_rows(store, r)
-        if not len(t): continue
-        idx.add(np.asarray(v, np.float32), t["count"].to_numpy(), np.arange(first, first + len(t)))
-        items.append(t.drop(columns=["extents", "offset"])); ext.append(np.concatenate([np.asarray(e, np.float32).reshape(-1, 4) for e in t["extents"]]))
-        first += len(t)
-    items = pd.concat(items, ignore_index=True)
-    items["first"] = np.concatenate([[0], np.cumsum(items["count"].to_numpy())[:-1]])
-    extents = np.concatenate(ext)
-    with atomic_dir(store.root/INDEX) as tmp:
-        idx.save(tmp/"vectors"); items.to_parquet(tmp/"items.parquet", index=False); _write_npy(extents)(tmp/"extents.npy")
-        save_atomic({"built_from": _built_from(store, n), "factory": factory, "memory_budget": memory_budget, "items": len(items),
-                     "vectors": int(idx.n_vectors), "bytes": int(idx.nbytes())}, tmp/"meta.json")
-    return Collection(store.root, man, idx, items, extents, device)
+    "Index a collection's live items from its verified shards (an approximate index follows a sync) and save it."
+    with FolderLock(out, "indexing") if not locked else _held():
+        store, recs = ShardStore(out), syncs(out)
+        _check_store(store, recs)
+        live = live_items(store, recs)
+        if not live: raise ValueError(f"{out}: no image was embedded; see collection_summary().")
+        by, total = _by_shard(live), sum(v[3] for v in live.values())
+        meta = {"built_from": _built_from(store, recs), "requested": factory, "memory_budget": memory_budget,
+                "factory": choose_factory(total, store.manifest["dim"], memory_budget) if factory == "auto" else factory,
+                "dim": store.manifest["dim"]}
+        grown = _grown(store.root, store, by, meta, device)
+        if grown is not None: idx, items, ext, more = grown
+        else:
+            idx = VectorIndex(meta["dim"], meta["factory"], device, nprobe=nprobe)
+            if not idx.exact: idx.train(_train_sample(store, by, live, train_size, seed), max_train=train_size, seed=seed)
+            (items, ext), more = _fill(idx, store, by), {"trained_vectors": total, "added_since_training": 0}
+            items["dead"] = False
+        _save_index(store.root, idx, items, ext, {**meta, **more})
+    return Collection(store.root, store.manifest, idx, items, ext, device)
 
-def open_collection(out:str|Path, # a built collection
+class _held:
+    "A lock the caller already holds."
+    def __enter__(self): return self
+    def __exit__(self, *exc): pass
+
+# %% ../nbs/60_collection.ipynb #82295097
+def _index_files(d:Path, meta:dict) -> tuple[pd.DataFrame, np.ndarray]:
+    "The index's items and extents, each checked against the SHA-256 its meta.json records."
+    if "files" not in meta:
+        raise ValueError(f"{d}/meta.json records no checksums (an older or edited index); delete {d} to rebuild it.")
+    for f, want in meta["files"].items():
+        if file_digest(d/f) != want:
+            raise ValueError(f"{d/f} differs from what its index recorded (SHA-256): changed after the index was built; "
+                             f"delete {d} and load the collection again to rebuild it.")
+    items, ext = pd.read_parquet(d/"items.parquet"), np.load(d/"extents.npy", allow_pickle=False)
+    if len(items) != meta["items"] or len(ext) != meta["vectors"]:
+        raise ValueError(f"{d}: {len(items)} items and {len(ext)} extents, its meta.json says {meta['items']} and {meta['vectors']}.")
+    return items, ext
+
+def load_collection(out:str|Path, # a built collection
                     device:str="auto",
                     reindex:bool=True, # rebuild a missing or stale index (exact) instead of refusing
+                    # the method to query with (needed for a network of yours; checked against the manifest)
+                    method:Method|None=None,
                    ) -> Collection:
-    "A built collection with its index, ready to search; an index older than its shards is rebuilt (or refused)."
-    store = ShardStore(out); n = store.manifest["source"]["n_shards"]
-    d = store.root/INDEX
-    meta = json.loads((d/"meta.json").read_text()) if (d/"meta.json").is_file() else None
-    if meta is None or store.unfinished(n) or meta["built_from"] != _built_from(store, n):
-        if not reindex: raise FileNotFoundError(f"{out}: the index is missing or older than the shards; index_collection({str(out)!r}) rebuilds it.")
-        return index_collection(out, device=device)
+    "A built collection with its index, ready to search; an index older than its syncs is rebuilt (or refused)."
+    store = ShardStore(Path(out).expanduser().resolve())
+    recs, d = syncs(store.root), store.root/INDEX
+    _check_store(store, recs)
+    meta = _load_json(d/"meta.json") if (d/"meta.json").is_file() else None
+    if meta is None or meta["built_from"] != _built_from(store, recs):
+        if not reindex:
+            raise FileNotFoundError(f"{out}: the index is missing or older than the collection; index_collection({str(out)!r}) rebuilds it.")
+        col = index_collection(out, device=device)
+        col.given = method
+        return col
+    items, ext = _index_files(d, meta)
     return Collection(store.root, store.manifest, VectorIndex.load(d/"vectors", device, dim=store.manifest["dim"]),
-                      pd.read_parquet(d/"items.parquet"), np.load(d/"extents.npy", allow_pickle=False), device)
+                      items, ext, device, method)
+
+open_collection = deprecated_alias(load_collection, "open_collection")
 
 # %% ../nbs/60_collection.ipynb #bb65e792
-def _merge_best(S:torch.Tensor, I:torch.Tensor, B:torch.Tensor, k:int):
-    "Several query vectors' hits merged: an item's score is its best over them (best pair), top k."
-    s, i, b = S.reshape(-1), I.reshape(-1), B.reshape(-1)
-    ok = i >= 0
-    s, i, b = s[ok], i[ok], b[ok]
-    order = torch.argsort(s, descending=True, stable=True)
-    s, i, b = s[order], i[order], b[order]
-    seen, keep = set(), []
-    for j, it in enumerate(i.tolist()):
-        if it not in seen: seen.add(it); keep.append(j)
-        if len(keep) == k: break
-    keep = torch.tensor(keep, dtype=torch.long)
-    return s[keep], i[keep], b[keep]
+def _query(self:Collection, query, image, box) -> torch.Tensor:
+    "The query's vectors: a text's, or an image's (or its box's)."
+    if (query is None) == (image is None): raise ValueError("search: give a text query or image=…, one of them.")
+    if box is not None and image is None:
+        raise ValueError("search: box=… is a region of an image query; give image=… too.")
+    if query is not None:
+        if not isinstance(query, str) or not query.strip(): raise ValueError("search: the text query is empty.")
+        # methods outside CLIP's space say: query with an image
+        return self.method.encode_text([query])
+    return self.method.encode_image(image if isinstance(image, Image.Image) else load_image(image, upright=True), box)
+
+def hits(self:Collection, q:torch.Tensor, # (V, dim) one query's vectors (several: an item scores by its best pair)
+         k:int, # hits
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: # scores, item positions, best vectors
+    "The `k` best live items for one query's vectors."
+    return _live_hits(self, *self.index.search(q, k + _n_dead(self), vectors=True), len(q) > 1, k)
+
+def _n_dead(self:Collection) -> int: return int(self.items["dead"].sum()) if "dead" in self.items else 0
+
+def _live_hits(self:Collection, S, I, B, merge:bool, k:int) -> tuple:
+    "One query's hits without the items a sync dropped (fetched, then left out), top k."
+    s, i, b = merge_best(S, I, B, S.shape[1]) if merge else (S[0], I[0], B[0])
+    dead = torch.tensor(self.items["dead"].to_numpy() if "dead" in self.items else np.zeros(len(self.items), bool))
+    ok = (i >= 0) & ~dead[i.clamp(min=0)]
+    return s[ok][:k], i[ok][:k], b[ok][:k]
+
+def hit_frame(self:Collection, s:torch.Tensor, i:torch.Tensor, b:torch.Tensor) -> pd.DataFrame:
+    "Hits as a table: rank, key, path, score, extent (x1, y1, x2, y2 pixels of the best vector), caption, url, method."
+    it = self.items.iloc[i.numpy()]
+    ext = np.round(self.extents[b.numpy()] * np.tile(it[["width", "height"]].to_numpy(), 2), 1)
+    extra = {c: it[c].to_numpy() if c in it else [None] * len(it) for c in ("caption", "url")}
+    return pd.DataFrame({"rank": np.arange(1, len(it) + 1), "key": it["key"].to_numpy(), "path": it["path"].to_numpy(),
+                         "score": s.numpy().round(4), "extent": [tuple(e) for e in ext.tolist()], **extra,
+                         "method": self.method.name})
 
 def search(self:Collection, query:str|None=None, # a text (methods in CLIP's space)
            k:int=10, # hits
            image=None, # or an image query: a path or a PIL image
            box=None, # with `image`: the query region (x1, y1, x2, y2 pixels)
-          ) -> pd.DataFrame: # rank, key, path, score, extent (x1, y1, x2, y2 pixels of the best-matching vector), method
+          ) -> pd.DataFrame: # rank, key, path, score, extent (pixels of the best-matching vector), caption, url, method
     "The `k` best images for a text or an image query, with where each matched."
-    if (query is None) == (image is None): raise ValueError("search: give a text query or image=…, one of them.")
     k = check_int(k, "k", min=1)
-    if query is not None:
-        if not isinstance(query, str) or not query.strip(): raise ValueError("search: the text query is empty.")
-        q = self.method.encode_text([query])                           # methods outside CLIP's space say: query with an image
-    else: q = self.method.encode_image(image if isinstance(image, Image.Image) else load_image(image), box)
-    S, I, B = self.index.search(q, k, vectors=True)
-    s, i, b = (S[0], I[0], B[0]) if len(q) == 1 else _merge_best(S, I, B, k)
-    ok = i >= 0; s, i, b = s[ok], i[ok], b[ok]
-    it = self.items.iloc[i.numpy()]
-    wh = np.tile(it[["width", "height"]].to_numpy(), 2)
-    ext = np.round(self.extents[b.numpy()] * wh, 1)
-    return pd.DataFrame({"rank": np.arange(1, len(it) + 1), "key": it["key"].to_numpy(), "path": it["path"].to_numpy(),
-                         "score": s.numpy().round(4), "extent": [tuple(e) for e in ext.tolist()], "method": self.method.name})
+    return self.hit_frame(*self.hits(_query(self, query, image, box), k))
 
-Collection.search = search
+def hits_many(self:Collection, Q:torch.Tensor, # (Q, dim) one vector per query
+               k:int, # hits per query
+              ) -> list: # per query: scores, item positions, best vectors
+    "The `k` best live items of many single-vector queries, in one index search."
+    S, I, B = self.index.search(Q, k + _n_dead(self), vectors=True)
+    return [_live_hits(self, S[j:j + 1], I[j:j + 1], B[j:j + 1], False, k) for j in range(len(Q))]
 
-# %% ../nbs/60_collection.ipynb #b2d01149
-from fastcore.script import anno_parser, call_parse
+def search_many(self:Collection, queries:Sequence[str], # texts (methods in CLIP's space)
+                k:int=10, # hits per query
+               ) -> list: # one table of hits per query
+    "Many text queries at once: one forward of the text model, one index search."
+    k = check_int(k, "k", min=1)
+    if not queries or any(not isinstance(q, str) or not q.strip() for q in queries):
+        raise ValueError("search_many: give one or more non-empty text queries.")
+    return [self.hit_frame(*h) for h in self.hits_many(self.method.encode_text(list(queries)), k)]
 
-def _parse_bytes(s) -> float|None:
-    "'2GB', '512MB', '1e9' → bytes."
-    if s is None: return None
-    m = re.fullmatch(r"\s*([\d.e+]+)\s*([kmgt]?i?b?)?\s*", str(s).lower())
-    if not m: raise ValueError(f"memory budget {s!r}: a number of bytes, or e.g. '512MB', '2GB'.")
-    unit = (m.group(2) or "b").rstrip("b").rstrip("i")
-    return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[unit]
-
-def _start_ray(address:str|None):
-    "Join the cluster at `address`, or start Ray on this machine (127.0.0.1, no dashboard); return whether we started it."
-    import ray
-    if ray.is_initialized(): return False
-    if address: ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    else: ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
-    return True
-
-# %% ../nbs/60_collection.ipynb #3f1216b4
-@call_parse
-def objret_build_index(source:str, # images: a folder, a .txt list of paths, or webdataset tars ('shards/{00000..00009}.tar')
-                       out:str, # the collection's folder (created; a rerun resumes it)
-                       method:str="cluster-clip", # clip, dense-clip, cluster-clip, open, rmac or objemb
-                       model:str=None, # CLIP methods: an open_clip model name (default: the tiny CLIP)
-                       pretrained:str=None, # its weights: an open_clip tag, a checkpoint file ("objret": the tiny CLIP)
-                       resolution:int=None, # CLIP methods: input side in pixels (default: the model's)
-                       options:str=None, # further method options as JSON, e.g. '{"k": 20, "with_global": true}'
-                       engine:str="local", # local, or ray
-                       ray_address:str=None, # engine ray: the cluster to join (default: Ray on this machine)
-                       device:str="auto", # auto, cpu or cuda
-                       shard_size:int=1000, # images per input shard
-                       batch_size:int=64, # images per forward pass
-                       factory:str="Flat", # the index: Flat (exact), a faiss factory string, or auto (from --memory-budget)
-                       memory_budget:str=None, # with --factory auto: e.g. 2GB
-                      ):
-    "Embed a collection of images with an objret method into resumable shards and index it."
-    opts = json.loads(options) if options else {}
-    for k, v in dict(model=model, pretrained=pretrained, resolution=resolution).items():
-        if v is not None: opts[k] = v
-    started = engine == "ray" and _start_ray(ray_address)
-    try: s = build_collection(source, out, method, engine, shard_size, batch_size, device=device, index=False, **opts)
-    finally:
-        if started:
-            import ray; ray.shutdown()
-    if s["embedded"]: s["index"] = str(index_collection(out, factory, _parse_bytes(memory_budget), device=device).root)
-    print(f"{s['method']}: {s['images']} images, {s['embedded']} embedded, {s['skipped']} skipped, {s['vectors']} vectors, "
-          f"{s['bytes'] / 1e6:.1f} MB in {s['shards']} shards ({s['shards_written']} written now), {s['seconds']:.1f} s")
-    for sk in s["skipped_images"][:10]: print(f"  skipped {sk['key']}: {sk['error']}")
-    if s["skipped"] > 10: print(f"  … and {s['skipped'] - 10} more (collection_summary lists them)")
-
-@call_parse(pos=["query"])
-def objret_search(out:str, # a collection built by `objret build-index`
-                  query:str=None, # a text query (CLIP-space methods)
-                  K:int=10, # hits
-                  image:str=None, # or an image query: a file
-                  box:str=None, # with --image: the query region, x1,y1,x2,y2 in pixels
-                  json:bool=False, # print JSON lines instead of a table
-                  device:str="auto",
-                 ):
-    "Search a built collection by text or by image; print the hits with where they matched."
-    import json as _json
-    c = open_collection(out, device)
-    b = None if box is None else [float(v) for v in box.split(",")]
-    df = c.search(query, K, image=image, box=b)
-    if json:
-        for r in df.to_dict("records"): print(_json.dumps({**r, "extent": list(r["extent"])}))
-    else: print(df.drop(columns="method").to_string(index=False))
-
-# %% ../nbs/60_collection.ipynb #5e94d0de
-COMMANDS = {"build-index": objret_build_index, "search": objret_search}
-
-def main(argv:Sequence[str]|None=None):
-    "`objret <command> …`: build-index, search."
-    import sys
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
-        print("usage: objret {build-index,search} …   (objret <command> --help for its options)"); return 2
-    f = COMMANDS[argv[0]]
-    a = vars(anno_parser(f, prog=f"objret {argv[0]}", pos=["query"] if argv[0] == "search" else None).parse_args(argv[1:]))
-    a.pop("pdb", None); a.pop("xtra", None)
-    f(**a)
-    return 0
+Collection.hits, Collection.hits_many, Collection.hit_frame = hits, hits_many, hit_frame
+Collection.search, Collection.search_many = search, search_many

@@ -1,4 +1,4 @@
-"""A reference image and a modification text retrieve a target image: images as sets of regions with positions, self-attention over regions (VEP) and over words (TEP), cross-modal attention in both directions; the image-only, text-only, concat and TIRG baselines on the same features and loop.
+"""Composed queries (a reference image and a modification text) over region sets: LBF and its baselines.
 
 Docs: https://objret.github.io/objret/composed.html.md"""
 
@@ -6,9 +6,9 @@ Docs: https://objret.github.io/objret/composed.html.md"""
 
 # %% ../nbs/40_composed.ipynb #09edf4a0
 from __future__ import annotations
-import math, re, warnings
+import math, re
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -16,17 +16,22 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from torch import nn
 
-from .core import as_tensor, batch_slices, get_device, step_generator
-from .data import ComposedSet, ImageDataset, image_batches
+from .backbones import select_map
+from .core import batch_slices, get_device, step_generator
+from .data import ComposedSet, ImageDataset, _one_word_change, image_batches
+from .metrics import caption_match_recall
 from .regions import RegionSet, make_regions, region_tensors, roi_embeddings
 from .rmac import rmac_grid
+from .train import (IMAGENET_MEAN, IMAGENET_STD, Schedule, batch_classification_loss, fit, imagenet_normalize,
+                          soft_triplet_loss)
 
 # %% auto #0
 __all__ = ['CSS_EXTENT', 'COMPOSERS', 'COMPOSED_PRESETS', 'LOSSES', 'DATASET_LOSS', 'css_boxes', 'grid_boxes', 'composed_regions',
            'RegionFeatures', 'region_features', 'training_queries', 'Vocab', 'ComposedConfig', 'masked_mean',
-           'ComposedModel', 'composed_loss', 'train_composed', 'composed_scores', 'composed_recall']
+           'ComposedModel', 'composed_loss', 'ComposedRecipe', 'train_composed', 'composed_scores', 'composed_recall']
 
 # %% ../nbs/40_composed.ipynb #7812919d
 CSS_EXTENT = {"small": 0.16, "large": 0.28}   # object side as a fraction of the image (objret's CSS-style world)
@@ -39,7 +44,8 @@ def css_boxes(objects:Sequence[dict], # one image's objects: `pos` (centre, frac
     if pos_order not in ("yx", "xy"): raise ValueError(f"pos_order={pos_order!r}: use 'yx' or 'xy'.")
     out = []
     for o in objects:
-        a, b = o["pos"]; cx, cy = (b, a) if pos_order == "yx" else (a, b)
+        a, b = o["pos"]
+        cx, cy = (b, a) if pos_order == "yx" else (a, b)
         h = CSS_EXTENT.get(o.get("size"), max(CSS_EXTENT.values())) / 2 + margin
         out.append([max(cx - h, 0.0), max(cy - h, 0.0), min(cx + h, 1.0), min(cy + h, 1.0)])
     return torch.tensor(out, dtype=torch.float32).reshape(-1, 4)
@@ -58,22 +64,24 @@ def composed_regions(objects:Sequence[Sequence[dict]]|None, # per image, its obj
                      source:str="objects+grid", # "objects", "grid" or "objects+grid"
                     ) -> RegionSet:
     "Up to `k` boxes per image: the data set's objects first, then rigid-grid regions."
-    if source not in ("objects", "grid", "objects+grid"): raise ValueError(f"source={source!r}: use 'objects', 'grid' or 'objects+grid'.")
-    if "objects" in source and objects is None: raise ValueError(f"source={source!r} needs the images' objects; this data set gives none (use source='grid' or a detector's RegionSet).")
-    if objects is not None and len(objects) != n_images: raise ValueError(f"{len(objects)} object lists for {n_images} images.")
+    if source not in ("objects", "grid", "objects+grid"):
+        raise ValueError(f"source={source!r}: use 'objects', 'grid' or 'objects+grid'.")
+    if "objects" in source and objects is None:
+        raise ValueError(f"source={source!r} needs the images' objects; this data set "
+                         "gives none (use source='grid' or a detector's RegionSet).")
+    if objects is not None and len(objects) != n_images:
+        raise ValueError(f"{len(objects)} object lists for {n_images} images.")
     grid = grid_boxes(k)
     boxes, owner = [], []
     for i in range(n_images):
         b = css_boxes(objects[i])[:k] if "objects" in source else torch.zeros(0, 4)
         if "grid" in source: b = torch.cat([b, grid[:k - len(b)]])
-        boxes.append(b); owner.append(torch.full((len(b),), i))
+        boxes.append(b)
+        owner.append(torch.full((len(b),), i))
     scores = torch.cat([torch.linspace(1, .5, len(b)) for b in boxes])     # keeps the order through region_tensors
     return make_regions(torch.cat(boxes) * image_size, torch.cat(owner), torch.full((n_images, 2), image_size), scores)
 
 # %% ../nbs/40_composed.ipynb #488ed95f
-from .backbones import select_map
-from .train import IMAGENET_MEAN, IMAGENET_STD, imagenet_normalize
-
 @dataclass
 class RegionFeatures:
     "Per image: K region features with their boxes, and the padding mask."
@@ -92,11 +100,12 @@ def region_features(net:nn.Module, # frozen CNN returning (B, C, h, w) maps
                     mean=IMAGENET_MEAN, std=IMAGENET_STD, # the CNN's input normalisation (ImageNet's for torchvision's)
                    ) -> RegionFeatures:
     "RoI-aligned CNN features and normalised boxes of every image's regions, padded to `k`."
-    import torchvision.transforms.functional as TF
     if len(r) != len(files): raise ValueError(f"regions for {len(r)} images but {len(files)} files.")
-    dev = get_device(device); net = net.to(dev).eval()
+    dev = get_device(device)
+    net = net.to(dev).eval()
     ds = ImageDataset(root, files, lambda im: TF.pil_to_tensor(im.resize((image_size, image_size), resample=3)))
-    emb = torch.zeros(len(r.boxes), 0); glob = None
+    emb = torch.zeros(len(r.boxes), 0)
+    glob = None
     for x, idx in image_batches(ds, batch_size, desc="region features"):
         lo, hi = int(idx[0]), int(idx[-1]) + 1
         sel = (r.box_image >= lo) & (r.box_image < hi)
@@ -108,13 +117,12 @@ def region_features(net:nn.Module, # frozen CNN returning (B, C, h, w) maps
         if (sub.counts() == 0).any():                                      # the fallback is needed: one more pass
             glob[lo:hi] = F.normalize(select_map(net(x)).mean((2, 3)).float(), dim=-1).cpu()
     xywh = torch.cat([r.boxes[:, :2], r.boxes[:, 2:] - r.boxes[:, :2]], 1) / image_size
-    X, pad = region_tensors(torch.cat([emb, xywh], 1), r, torch.cat([glob, torch.tensor([[0., 0., 1., 1.]]).expand(len(glob), 4)], 1), k)
+    X, pad = region_tensors(torch.cat([emb, xywh], 1), r,
+                            torch.cat([glob, torch.tensor([[0., 0., 1., 1.]]).expand(len(glob), 4)], 1), k)
     if X.shape[1] < k: X, pad = F.pad(X, (0, 0, 0, k - X.shape[1])), F.pad(pad, (0, k - pad.shape[1]), value=True)
     return RegionFeatures(X[..., :-4].contiguous(), X[..., -4:].contiguous(), pad)
 
 # %% ../nbs/40_composed.ipynb #12acb2d0
-from .data import _one_word_change
-
 def training_queries(ds:ComposedSet, # a training gallery (files and labels)
                      rule:str, # "one_word" (Fashion-200k) or "same_noun" (MIT-States: labels "adjective noun")
                      per_image:int=1, # queries drawn per source image
@@ -136,10 +144,13 @@ def training_queries(ds:ComposedSet, # a training gallery (files and labels)
     for i, ps in enumerate(partners):
         if not ps: continue
         for j in rng.choice(sorted(ps), min(per_image, len(ps)), replace=False).tolist():
-            src.append(i); tgt.append(j)
-            texts.append(_one_word_change(ds.labels[i], ds.labels[j]) if rule == "one_word" else ds.labels[j].split(" ", 1)[0])
+            src.append(i)
+            tgt.append(j)
+            texts.append(_one_word_change(ds.labels[i], ds.labels[j]) if rule == "one_word"
+                         else ds.labels[j].split(" ", 1)[0])
     if not src: raise ValueError(f"no pair of images fits rule {rule!r} in this gallery of {len(ds.labels)} images.")
-    return ComposedSet(ds.root, ds.files, ds.labels, torch.tensor(src), texts, [ds.labels[t] for t in tgt], torch.tensor(tgt), ds.objects)
+    return ComposedSet(ds.root, ds.files, ds.labels, torch.tensor(src), texts, [ds.labels[t] for t in tgt],
+                       torch.tensor(tgt), ds.objects)
 
 # %% ../nbs/40_composed.ipynb #351b1e1c
 class Vocab:
@@ -157,7 +168,9 @@ class Vocab:
         "Token ids of each text (truncated to `max_len`) and the padding mask; unknown words counted in `self.unknown`."
         ws = [self.words(t)[:max_len] for t in texts]
         empty = [i for i, w in enumerate(ws) if not w]
-        if empty: raise ValueError(f"{len(empty)} empty modification texts (e.g. query {empty[0]}: {texts[empty[0]]!r}); every query needs words.")
+        if empty:
+            raise ValueError(f"{len(empty)} empty modification texts (e.g. query "
+                             f"{empty[0]}: {texts[empty[0]]!r}); every query needs words.")
         L = max(map(len, ws))
         ids = torch.zeros(len(ws), L, dtype=torch.long)
         for i, w in enumerate(ws):
@@ -185,7 +198,8 @@ class ComposedConfig:
 COMPOSED_PRESETS = {"small": dict(k_regions=18), "big": dict(k_regions=36)}
 
 def _encoder(d, heads, layers, dropout):
-    return nn.TransformerEncoder(nn.TransformerEncoderLayer(d, heads, 2 * d, dropout, batch_first=True, norm_first=True), layers, enable_nested_tensor=False)
+    layer = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout, batch_first=True, norm_first=True)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 def masked_mean(x:torch.Tensor, pad:torch.Tensor) -> torch.Tensor:
     "(B, L, d) → (B, d): mean over the positions that are not padding."
@@ -242,17 +256,17 @@ class ComposedModel(nn.Module):
             return F.normalize(self.w[0] * torch.sigmoid(self.gate(gt)) * g + self.w[1] * self.out(gt), dim=-1)
         parts = []
         if "visual" in self.cfg.fusion:                      # linguistically attended visual features
-            parts.append(masked_mean(self.ln_v(V + self.v2t(V, T, T, key_padding_mask=wpad, need_weights=False)[0]), pad))
+            attended = self.v2t(V, T, T, key_padding_mask=wpad, need_weights=False)[0]
+            parts.append(masked_mean(self.ln_v(V + attended), pad))
         if "linguistic" in self.cfg.fusion:                  # visually attended linguistic features
-            parts.append(masked_mean(self.ln_t(T + self.t2v(T, V, V, key_padding_mask=pad, need_weights=False)[0]), wpad))
+            attended = self.t2v(T, V, V, key_padding_mask=pad, need_weights=False)[0]
+            parts.append(masked_mean(self.ln_t(T + attended), wpad))
         return F.normalize(self.out(torch.cat(parts, -1)), dim=-1)
 
 # %% ../nbs/40_composed.ipynb #ee45f51e
-from .metrics import caption_match_recall
-from .train import batch_classification_loss, fit, soft_triplet_loss
-
 LOSSES = ("soft_triplet", "batch_classification")
-DATASET_LOSS = {"synthetic": "soft_triplet", "css": "soft_triplet", "mit_states": "soft_triplet", "fashion200k": "batch_classification"}
+DATASET_LOSS = {"synthetic": "soft_triplet", "css": "soft_triplet", "mit_states": "soft_triplet",
+                "fashion200k": "batch_classification"}
 
 def composed_loss(model:ComposedModel, f:torch.Tensor, g:torch.Tensor, loss:str) -> torch.Tensor:
     "The training loss of queries `f` against their targets `g` (the batch's other targets are negatives)."
@@ -261,26 +275,43 @@ def composed_loss(model:ComposedModel, f:torch.Tensor, g:torch.Tensor, loss:str)
     raise ValueError(f"loss={loss!r}: use one of {LOSSES}.")
 
 def _queries(ds:ComposedSet, vocab:Vocab, max_len:int):
-    if ds.target is None or (ds.target < 0).any(): raise ValueError("training needs each query's target image (ComposedSet.target).")
+    if ds.target is None or (ds.target < 0).any():
+        raise ValueError("training needs each query's target image (ComposedSet.target).")
     if len(ds.source) != len(ds.texts) or len(ds.target) != len(ds.texts):
-        raise ValueError(f"mismatched triplets: {len(ds.source)} sources, {len(ds.texts)} texts, {len(ds.target)} targets.")
+        raise ValueError(f"mismatched triplets: {len(ds.source)} sources, "
+                         f"{len(ds.texts)} texts, {len(ds.target)} targets.")
     return vocab.encode(ds.texts, max_len)
+
+@dataclass(frozen=True)
+class ComposedRecipe:
+    "How a composed-query model trains."
+    loss:str = "soft_triplet"       # "soft_triplet" or "batch_classification"
+    epochs:int = 30
+    batch_size:int = 64
+    lr:float = 5e-4
+    weight_decay:float = 1e-4
+    seed:int = 0                    # batch order
+    def __post_init__(self):
+        if self.loss not in LOSSES: raise ValueError(f"loss={self.loss!r}: use one of {LOSSES}.")
 
 def train_composed(model:ComposedModel, # the model (moved to `device`)
                    rf:RegionFeatures, # region features of the training gallery
                    ds:ComposedSet, # the training queries (source, text, target indices into the gallery)
                    vocab:Vocab,
-                   loss:str="soft_triplet", epochs:int=30, batch_size:int=64, lr:float=5e-4, weight_decay:float=1e-4,
-                   ckpt:str|Path|None=None, device:str="auto", seed:int=0,
+                   recipe:ComposedRecipe=ComposedRecipe(),
+                   ckpt:str|Path|None=None, device:str="auto",
                   ) -> pd.DataFrame: # the learning curve
     "Train a composed-query model on frozen region features."
-    if len(rf) != len(ds.files): raise ValueError(f"region features for {len(rf)} images but the gallery has {len(ds.files)}.")
+    loss, batch_size = recipe.loss, recipe.batch_size
+    if len(rf) != len(ds.files):
+        raise ValueError(f"region features for {len(rf)} images but the gallery has {len(ds.files)}.")
     if len(ds) == 0: raise ValueError("no training queries.")
     ids, wpad = _queries(ds, vocab, model.cfg.max_words)
-    dev = get_device(device); model.to(dev)
+    dev = get_device(device)
+    model.to(dev)
     per_epoch = math.ceil(len(ds) / batch_size)
     def step(i):
-        g_ = step_generator(seed, i // per_epoch)
+        g_ = step_generator(recipe.seed, i // per_epoch)
         perm = torch.randperm(len(ds), generator=g_)
         q = perm[(i % per_epoch) * batch_size:(i % per_epoch + 1) * batch_size]
         if len(q) < 2: q = perm[:batch_size]
@@ -289,20 +320,25 @@ def train_composed(model:ComposedModel, # the model (moved to `device`)
         f = model(put(rf.feats[s]), put(rf.boxes[s]), put(rf.pad[s]), put(ids[q]), put(wpad[q]))
         g = model.embed_target(put(rf.feats[t]), put(rf.boxes[t]), put(rf.pad[t]))
         return {"loss": composed_loss(model, f, g, loss)}
-    return fit(model, step, epochs * per_epoch, lr, weight_decay, warmup=per_epoch, ckpt=ckpt, desc=f"{model.cfg.method}")
+    sch = Schedule(recipe.epochs * per_epoch, recipe.lr, recipe.weight_decay, warmup=per_epoch)
+    return fit(model, step, sch, ckpt=ckpt, desc=model.cfg.method)
 
 @torch.no_grad()
 def composed_scores(model:ComposedModel, rf:RegionFeatures, ds:ComposedSet, vocab:Vocab,
                     batch_size:int=256, device:str="auto") -> torch.Tensor: # (Q, N) query–gallery cosine
     "Every query against every gallery image: the gallery embedded once, each query once."
-    dev = get_device(device); model.to(dev).eval()
+    dev = get_device(device)
+    model.to(dev).eval()
     ids, wpad = vocab.encode(ds.texts, model.cfg.max_words)
     put = lambda x: x.to(dev)
-    G = torch.cat([model.embed_target(put(rf.feats[s]), put(rf.boxes[s]), put(rf.pad[s])).cpu() for s in batch_slices(len(rf), batch_size)])
-    Fq = torch.cat([model(put(rf.feats[ds.source[s]]), put(rf.boxes[ds.source[s]]), put(rf.pad[ds.source[s]]), put(ids[s]), put(wpad[s])).cpu()
+    G = torch.cat([model.embed_target(put(rf.feats[s]), put(rf.boxes[s]), put(rf.pad[s])).cpu()
+                   for s in batch_slices(len(rf), batch_size)])
+    Fq = torch.cat([model(put(rf.feats[ds.source[s]]), put(rf.boxes[ds.source[s]]), put(rf.pad[ds.source[s]]),
+                          put(ids[s]), put(wpad[s])).cpu()
                     for s in batch_slices(len(ds), batch_size)])
     return Fq @ G.T
 
 def composed_recall(model, rf, ds, vocab, ks=(1, 5, 10), device:str="auto") -> dict:
     "TIRG's Recall@K: a hit is a top-K gallery image with the target's label, the query's own image excluded."
-    return caption_match_recall(composed_scores(model, rf, ds, vocab, device=device), ds.target_labels, ds.labels, ds.source, ks)
+    return caption_match_recall(composed_scores(model, rf, ds, vocab, device=device), ds.target_labels, ds.labels,
+                                ds.source, ks)

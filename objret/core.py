@@ -1,4 +1,4 @@
-"""Devices, seeding, batching with progress bars, the cache directory and atomic writes: the ground every objret stage stands on.
+"""Devices, seeding, batches with progress bars, the cache, atomic writes, digests, locks: the ground objret stands on.
 
 Docs: https://objret.github.io/objret/core.html.md"""
 
@@ -6,29 +6,45 @@ Docs: https://objret.github.io/objret/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #157731fd
 from __future__ import annotations
-import contextlib, hashlib, json, numbers, operator, os, random, re, shutil, socket, tempfile, warnings
+import contextlib, ctypes, dataclasses, functools, hashlib, json, operator, os, pickle, random, re, shutil
+import socket, sys, tempfile, time, warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['get_device', 'seed_everything', 'step_generator', 'batch_slices', 'progress_enabled', 'batched', 'as_tensor',
-           'check_finite', 'as_ints', 'check_int', 'objret_home', 'check_choice', 'writable_dir', 'atomic_path',
-           'clean_stale', 'recover_dir', 'atomic_dir', 'save_atomic', 'load_pt', 'fingerprint', 'stable_repr',
-           'state_digest', 'file_digest', 'ShardStore', 'seconds_per_item']
+__all__ = ['fingerprint', 'check_package', 'get_device', 'seed_everything', 'step_generator', 'batch_slices', 'progress_enabled',
+           'batched', 'as_tensor', 'check_finite', 'as_ints', 'check_int', 'objret_home', 'check_choice',
+           'writable_dir', 'atomic_path', 'clean_stale', 'recover_dir', 'atomic_dir', 'save_atomic', 'load_pt',
+           'digest', 'config_digest', 'state_digest', 'file_digest', 'images_digest', 'stable_repr', 'deprecated_alias',
+           'dict_diff', 'ShardStore', 'FolderLock', 'seconds_per_item']
+
+# %% ../nbs/00_core.ipynb #4f49ba0c
+def check_package(name:str="objret"):
+    "Refuse to run when `name` was imported as a namespace package (a folder of that name shadowing the package)."
+    pkg = sys.modules.get(name)
+    if pkg is not None and getattr(pkg, "__file__", None) is None and hasattr(pkg, "__path__"):
+        where = ", ".join(str(p) for p in pkg.__path__)
+        raise ImportError(f"{name} was imported as a namespace package from {where}: a folder named '{name}' without an "
+                          f"__init__.py (a clone of the repository?) shadows the installed package. Run from another "
+                          "folder, or take that folder off sys.path.")
+
+check_package()
 
 # %% ../nbs/00_core.ipynb #2eeed4d9
 def get_device(device:str|torch.device="auto", # "auto" (CUDA if torch sees a GPU, else CPU), "cpu", "cuda" or "cuda:N"
               ) -> torch.device:
     "Resolve `device` to a `torch.device`; an explicit CUDA request without a GPU is an error."
     if isinstance(device, torch.device): device = str(device)
-    if not isinstance(device, str): raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}.")
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}.")
     if device == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try: dev = torch.device(device)
-    except RuntimeError: raise ValueError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'.") from None
+    except RuntimeError:
+        raise ValueError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'.") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"device={device!r} was asked for, but torch {torch.__version__} sees no CUDA GPU here; "
@@ -42,13 +58,16 @@ def get_device(device:str|torch.device="auto", # "auto" (CUDA if torch sees a GP
 def seed_everything(seed:int=0, # seed for Python, NumPy and torch (every device)
                    ) -> torch.Generator:
     "Seed every random number generator objret uses; return a CPU `torch.Generator` seeded the same."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
 def step_generator(seed:int, # the run's seed
                    step:int, # the step (or epoch) whose draws this generator makes
                   ) -> torch.Generator:
-    "A CPU generator for one step's random draws, seeded by (seed, step): a resumed run draws what an uninterrupted one would."
+    """A CPU generator for one step's random draws, seeded by (seed, step): a resumed run draws what an uninterrupted
+    one would."""
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 # %% ../nbs/00_core.ipynb #e0ec71c3
@@ -67,7 +86,8 @@ def progress_enabled() -> bool:
 def batched(items, # anything with a length that slices: tensor, array, list
             batch_size:int, # items per batch
             desc:str|None=None, # progress-bar label
-            progress:bool|None=None, # show a tqdm bar; None: when there is more than one batch (and `progress_enabled()`)
+            # show a tqdm bar; None: when there is more than one batch (and `progress_enabled()`)
+            progress:bool|None=None,
            ) -> Iterator:
     "Yield `items` in consecutive batches, with a progress bar on long work."
     sl = batch_slices(len(items), batch_size)
@@ -81,9 +101,13 @@ def _to_tensor(x, name:str) -> torch.Tensor:
     if isinstance(x, torch.Tensor): t = x
     else:
         a = np.asarray(x)
-        if a.dtype.kind in "USOV": raise TypeError(f"{name} holds {a.dtype} values (e.g. {a.reshape(-1)[:1].tolist()}); it must be numbers.")
-        t = torch.as_tensor(a if a.flags.writeable else a.copy())           # read-only arrays (Arrow, mmap) are copied, not aliased
-    if t.is_complex(): raise TypeError(f"{name} holds complex values ({t.dtype}); pass real numbers (e.g. the real part, or the magnitude).")
+        if a.dtype.kind in "USOV":
+            raise TypeError(f"{name} holds {a.dtype} values (e.g. {a.reshape(-1)[:1].tolist()}); it must be numbers.")
+        # read-only arrays (Arrow, mmap) are copied, not aliased
+        t = torch.as_tensor(a if a.flags.writeable else a.copy())
+    if t.is_complex():
+        raise TypeError(f"{name} holds complex values ({t.dtype}); pass real "
+                        "numbers (e.g. the real part, or the magnitude).")
     return t
 
 def as_tensor(x, # tensor, NumPy array or nested list
@@ -122,7 +146,8 @@ def as_ints(x, # tensor, NumPy array or nested list of integers
     if t.numel() and (t.is_floating_point() or t.dtype == torch.bool):
         raise TypeError(f"{name} must hold integers, got {t.dtype} values (e.g. {t.reshape(-1)[0].item()}); "
                         "pass integer ids, counts or indices (round them yourself if that is what you mean).")
-    if ndim is not None and t.ndim != ndim: raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}.")
+    if ndim is not None and t.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}.")
     t = t.to(torch.long)
     return t if device is None else t.to(get_device(device))
 
@@ -164,7 +189,9 @@ def writable_dir(path:str|Path, # the folder results go to
     try:
         p.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-"): pass
-    except OSError as e: raise PermissionError(f"{name}={str(path)!r} is not a writable folder ({e.strerror or e}); pass another.") from None
+    except OSError as e:
+        raise PermissionError(f"{name}={str(path)!r} is not a writable folder "
+                              f"({e.strerror or e}); pass another.") from None
     return p
 
 # %% ../nbs/00_core.ipynb #79880ac7
@@ -173,10 +200,13 @@ def _tmp_prefix(path:Path) -> str:
     return f".{path.name}.{socket.gethostname()}~{os.getpid()}."
 
 def _umask() -> int:
-    "The process's umask, read without changing it where the system tells it (a set-and-restore would race with threads)."
+    """The process's umask, read without changing it where the system tells it (a set-and-restore would race with
+    threads)."""
     try: return int(re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.M).group(1), 8)
     except (OSError, AttributeError):
-        m = os.umask(0o22); os.umask(m); return m
+        m = os.umask(0o22)
+        os.umask(m)
+        return m
 
 def _as_created(tmp:Path, directory:bool=False):
     "Give a temporary the permissions a plain `open`/`mkdir` would (mkstemp/mkdtemp make them private: 0600/0700)."
@@ -186,15 +216,19 @@ def _as_created(tmp:Path, directory:bool=False):
 def atomic_path(path:str|Path, # the file to write
                ) -> Iterator[Path]:
     "Yield a temporary path beside `path`; rename it onto `path` on success, remove it on error."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
-    os.close(fd); tmp = Path(tmp)
+    os.close(fd)
+    tmp = Path(tmp)
     try:
         yield tmp
         with open(tmp, "rb+") as f: os.fsync(f.fileno())
-        _as_created(tmp); os.replace(tmp, path)
+        _as_created(tmp)
+        os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True); raise
+        tmp.unlink(missing_ok=True)
+        raise
 
 # %% ../nbs/00_core.ipynb #3edcedf3
 def _alive(host:str, pid:str) -> bool:
@@ -215,7 +249,8 @@ def clean_stale(directory:str|Path, # where to look
         if not p.name.endswith((".tmp", ".old")) or "~" not in p.name: continue
         head, tail = p.name.rsplit("~", 1)
         if not _alive(head.rsplit(".", 1)[-1], tail.split(".", 1)[0]):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True); gone.append(p)
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            gone.append(p)
     return gone
 
 def recover_dir(path:str|Path, # a directory written by `atomic_dir`
@@ -223,7 +258,8 @@ def recover_dir(path:str|Path, # a directory written by `atomic_dir`
     "Put back the previous copy of `path` when a save was killed between its two renames (no atomic exchange here)."
     path = Path(path)
     if path.exists(): return False
-    olds = sorted(path.parent.glob(f".{path.name}.*.old"), key=lambda p: p.stat().st_mtime) if path.parent.is_dir() else []
+    olds = sorted(path.parent.glob(f".{path.name}.*.old"),
+                  key=lambda p: p.stat().st_mtime) if path.parent.is_dir() else []
     if not olds: return False
     os.replace(olds[-1], path)
     warnings.warn(f"{path} was missing after an interrupted save; its previous copy was put back.")
@@ -231,7 +267,6 @@ def recover_dir(path:str|Path, # a directory written by `atomic_dir`
 
 def _exchange(a:Path, b:Path) -> bool:
     "Swap two paths in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot."
-    import ctypes, sys
     if not sys.platform.startswith("linux"): return False
     try: fn = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError): return False
@@ -241,19 +276,26 @@ def _exchange(a:Path, b:Path) -> bool:
 @contextlib.contextmanager
 def atomic_dir(path:str|Path, # the directory to write
               ) -> Iterator[Path]:
-    "Yield a temporary directory beside `path`; on success it replaces `path` (atomically swapped), on error it is removed."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    recover_dir(path); clean_stale(path.parent, path.name)
+    """Yield a temporary directory beside `path`; on success it replaces `path` (atomically swapped), on error it is
+    removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path)
+    clean_stale(path.parent, path.name)
     if path.exists() and not path.is_dir(): raise FileExistsError(f"{path} exists and is not a directory.")
     tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
     try: yield tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     _as_created(tmp, directory=True)
     if path.exists() and _exchange(tmp, path):          # one step: `path` is never missing; tmp now holds the old copy
-        shutil.rmtree(tmp, ignore_errors=True); return
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     old = None
-    if path.exists(): old = path.with_name(f"{_tmp_prefix(path)}old"); os.replace(path, old)
+    if path.exists():
+        old = path.with_name(f"{_tmp_prefix(path)}old")
+        os.replace(path, old)
     os.replace(tmp, path)                               # a kill between the two renames is undone by `recover_dir`
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
@@ -267,9 +309,11 @@ def save_atomic(obj, # tensor/dict (.pt), JSON-able (.json), DataFrame (.csv) or
                 path:str|Path, # target file; its suffix picks the format
                ) -> Path:
     "Write `obj` to `path` atomically, in the format its suffix names."
-    path = Path(path); suf = path.suffix.lower()
+    path = Path(path)
+    suf = path.suffix.lower()
     writers = {".pt": torch.save, ".pth": torch.save, ".json": _write_json, ".csv": _write_csv, ".npy": _write_npy}
-    if suf not in writers: raise ValueError(f"save_atomic: unknown suffix {suf!r} in {path}; use one of {sorted(writers)}.")
+    if suf not in writers:
+        raise ValueError(f"save_atomic: unknown suffix {suf!r} in {path}; use one of {sorted(writers)}.")
     with atomic_path(path) as tmp: writers[suf](obj, tmp)
     return path
 
@@ -278,15 +322,17 @@ def load_pt(path:str|Path, # a file written by `torch.save` / `save_atomic`
             what:str="file", # what it is, for errors ("checkpoint", "features cache", …)
             map_location="cpu",
            ):
-    "`torch.load(weights_only=True)`: objects that could run code, and empty or truncated files, are errors naming the file."
-    import pickle
+    """`torch.load(weights_only=True)`: objects that could run code, and empty or truncated files, are errors naming the
+    file."""
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"{what} not found: {p}")
-    if p.stat().st_size == 0: raise ValueError(f"{p} ({what}) is empty: cut off before it was written; delete it and rerun.")
+    if p.stat().st_size == 0:
+        raise ValueError(f"{p} ({what}) is empty: cut off before it was written; delete it and rerun.")
     try: return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"{p} ({what}) holds objects other than tensors and plain values ({str(e).splitlines()[0][:160]}); "
-                         "objret does not load it, as loading it could run code. Delete it and rerun.") from None
+        raise ValueError(f"{p} ({what}) holds objects other than tensors and plain values "
+                         f"({str(e).splitlines()[0][:160]}); objret does not load it, as "
+                         "loading it could run code. Delete it and rerun.") from None
     except Exception as e:
         raise ValueError(f"{p} ({what}) cannot be read ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}): "
                          "truncated or not a torch file; delete it and rerun.") from None
@@ -296,37 +342,46 @@ def _feed(h, x):
     "Feed one part into a hash: tensors and arrays by dtype, shape and bytes; containers recursively."
     if isinstance(x, torch.Tensor):
         t = x.detach().to("cpu").contiguous()
-        h.update(f"T{t.dtype}{tuple(t.shape)}".encode()); h.update(t.reshape(-1).view(torch.uint8).numpy())
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
     elif isinstance(x, np.ndarray):
-        a = np.ascontiguousarray(x); h.update(f"A{a.dtype}{a.shape}".encode())
+        a = np.ascontiguousarray(x)
+        h.update(f"A{a.dtype}{a.shape}".encode())
         h.update(a.tobytes() if a.dtype.hasobject else a.view(np.uint8))
     elif isinstance(x, dict):
         h.update(b"{")
-        for k in sorted(x, key=str): _feed(h, str(k)); _feed(h, x[k])
+        for k in sorted(x, key=str):
+            _feed(h, str(k))
+            _feed(h, x[k])
         h.update(b"}")
     elif isinstance(x, (list, tuple)):
-        h.update(b"["); [_feed(h, v) for v in x]; h.update(b"]")
+        h.update(b"[")
+        for v in x: _feed(h, v)
+        h.update(b"]")
     elif isinstance(x, (Path, torch.dtype, torch.device)): _feed(h, str(x))
     elif isinstance(x, (np.integer, np.floating, np.bool_)): _feed(h, x.item())
     elif x is None or isinstance(x, (str, int, float, bool)): h.update(json.dumps(x).encode())
-    else: raise TypeError(f"fingerprint: cannot hash a {type(x).__name__}; pass JSON-like values, tensors or arrays.")
+    else: raise TypeError(f"digest: cannot hash a {type(x).__name__}; pass JSON-like values, tensors or arrays.")
 
-def fingerprint(*parts, # JSON-like values, tensors, arrays, paths
-                n:int=16, # hex digits kept
-               ) -> str:
+def digest(*parts, # JSON-like values, tensors, arrays, paths
+           n:int=16, # hex digits kept
+          ) -> str:
     "A stable content hash of `parts`."
     h = hashlib.sha256()
     for p in parts: _feed(h, p)
     return h.hexdigest()[:n]
 
-def stable_repr(x) -> str:
-    "`repr(x)` without memory addresses (`<function f at 0x7f…>`), so that a transform's description is the same in every run."
-    import re
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(x))
+# %% ../nbs/00_core.ipynb #c12c08f9
+def config_digest(cfg, # a config dataclass (or a dict of its fields)
+                 ) -> str: # 10 hex digits
+    "The name of a config's run folder: SHA-1 of its fields as sorted JSON (the shipped runs are named by it)."
+    fields = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
+# %% ../nbs/00_core.ipynb #5ddfc3d7
 def state_digest(module:torch.nn.Module) -> str:
     "Content hash of a model's state (weights and buffers)."
-    return fingerprint(module.state_dict())
+    return digest(module.state_dict())
 
 def file_digest(path:str|Path, # the file
                 chunk:int=1 << 22, # bytes read at a time
@@ -337,29 +392,81 @@ def file_digest(path:str|Path, # the file
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/00_core.ipynb #aa56fbd5
+def images_digest(images, # a tensor, or a Dataset with a `files` list (e.g. `objret.data.ImageDataset`)
+                  key:str|None=None, # what identifies the images, when neither applies
+                 ) -> str:
+    "What identifies a collection's images for a resumable artifact: the file names in order, or a tensor's content."
+    if key is not None: return str(key)
+    if isinstance(images, torch.Tensor): return "tensor:" + digest(images)
+    files = getattr(images, "files", None)
+    if files is None:
+        raise TypeError(f"cannot tell which images a {type(images).__name__} holds (no `files` list); "
+                        "pass inputs_key='…', a string that changes whenever its images do.")
+    return "files:" + digest([str(f) for f in files])
+
+def stable_repr(x) -> str:
+    """`repr(x)` without memory addresses (`<function f at 0x7f…>`): the text a transform is recorded by, the same in
+    every run."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(x))
+
+# %% ../nbs/00_core.ipynb #58e44a96
+def deprecated_alias(new:Callable, # the function under its new name
+                     old:str, # the name it had
+                    ) -> Callable:
+    "`new` under its old name for one release: each call warns and names the new one."
+    @functools.wraps(new)
+    def alias(*args, **kwargs):
+        warnings.warn(f"{old} is deprecated and will be removed; use {new.__name__} (same arguments).",
+                      DeprecationWarning, stacklevel=2)
+        return new(*args, **kwargs)
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated: use `{new.__name__}`."
+    return alias
+
+fingerprint = deprecated_alias(digest, "fingerprint")
+
+# %% ../nbs/00_core.ipynb #2efc39aa
+def dict_diff(old:dict, # what was recorded
+              new:dict, # what is asked for now
+              prefix:str="",
+             ) -> list[tuple]: # (dotted key, old value, new value), sorted
+    "Where two nested dicts differ, key by key: `method.levels: 3 → 2`, not two whole dicts."
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k), new.get(k)
+        if a == b: continue
+        if isinstance(a, dict) and isinstance(b, dict): out += dict_diff(a, b, f"{prefix}{k}.")
+        else: out.append((f"{prefix}{k}", a, b))
+    return out
+
 # %% ../nbs/00_core.ipynb #dc33619c
 def _read_json(path:Path, what:str):
     "A JSON file's content; a malformed one is an error naming it."
     try: return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path} ({what}) is not valid JSON: {e}; delete it to rebuild.") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} ({what}) is not valid JSON: {e}; delete it to rebuild.") from None
 
 class ShardStore:
-    "Numbered shards under one manifest: each shard's files written atomically, then its marker (start, count, sizes, checksums)."
+    """Numbered shards under one manifest: each shard's files written atomically, then its marker (start, count, sizes,
+    checksums)."""
     MANIFEST = "manifest.json"
     def __init__(self, root:str|Path, # the store's directory
                  manifest:dict|None=None, # what shapes the shards (JSON-like); None: open an existing store as it is
                 ):
-        self.root = Path(root); f = self.root/self.MANIFEST
+        self.root = Path(root)
+        f = self.root/self.MANIFEST
         if manifest is None:
-            if not f.is_file(): raise FileNotFoundError(f"{self.root}: no {self.MANIFEST}; it is not a shard store (or was never written).")
+            if not f.is_file():
+                raise FileNotFoundError(f"{self.root}: no {self.MANIFEST}; it is "
+                                        "not a shard store (or was never written).")
             self.manifest = _read_json(f, "shard manifest")
         else:
             manifest = json.loads(json.dumps(manifest))          # compared as stored
             if f.is_file():
                 old = _read_json(f, "shard manifest")
                 if old != manifest:
-                    diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-                    shown = "; ".join(f"{k}: {old.get(k)!r} → {manifest.get(k)!r}"[:160] for k in diff[:4])
+                    shown = "; ".join(f"{k}: {a!r} → {b!r}"[:160] for k, a, b in dict_diff(old, manifest)[:4])
                     raise FileExistsError(f"{self.root} holds shards made with other settings ({shown}); "
                                           "pass another folder, or delete this one to rebuild it.")
             else: save_atomic(manifest, f)
@@ -372,7 +479,8 @@ class ShardStore:
         "Shard `i` is finished: its marker is there and every file it lists has the recorded size."
         try: rec = json.loads(self.marker(i).read_text())
         except (FileNotFoundError, json.JSONDecodeError): return False
-        return all((self.root/n).is_file() and (self.root/n).stat().st_size == f["bytes"] for n, f in rec["files"].items())
+        return all((self.root/n).is_file() and (self.root/n).stat().st_size == f["bytes"] for n,
+                   f in rec["files"].items())
     def unfinished(self, n:int) -> list[int]:
         "The shards among `0..n-1` still to write."
         return [i for i in range(n) if not self.done(i)]
@@ -393,23 +501,63 @@ class ShardStore:
     def read(self, i:int, start:int|None=None, count:int|None=None) -> dict:
         "Shard `i`'s marker with `paths` (suffix -> file), after checking sizes, checksums, start and count."
         fix = f"delete {self.marker(i).name} and rerun to recompute the shard"
-        if not self.marker(i).is_file(): raise FileNotFoundError(f"{self.root/self.name(i)}: unfinished (no marker); rerun the extraction to finish it.")
+        if not self.marker(i).is_file():
+            raise FileNotFoundError(f"{self.root/self.name(i)}: unfinished (no "
+                                    "marker); rerun the extraction to finish it.")
         rec = _read_json(self.marker(i), "shard marker")
         for n, f in rec["files"].items():
             p = self.root/n
             if not p.is_file() or p.stat().st_size != f["bytes"]:
-                raise ValueError(f"{p} is {p.stat().st_size if p.is_file() else 'missing'} bytes, its marker says {f['bytes']}: truncated or replaced; {fix}.")
-            if file_digest(p) != f["sha256"]: raise ValueError(f"{p}: checksum differs from its marker's: corrupted; {fix}.")
+                raise ValueError(f"{p} is {p.stat().st_size if p.is_file() else 'missing'} bytes, "
+                                 f"its marker says {f['bytes']}: truncated or replaced; {fix}.")
+            if file_digest(p) != f["sha256"]:
+                raise ValueError(f"{p}: checksum differs from its marker's: corrupted; {fix}.")
         for k, want in (("start", start), ("count", count), ("shard", i)):
             if want is not None and rec[k] != want:
-                raise ValueError(f"{self.root/self.name(i)}: its marker says {k} {rec[k]}, expected {want} (a copied or misnamed shard); {fix}.")
+                raise ValueError(f"{self.root/self.name(i)}: its marker says {k} {rec[k]}, "
+                                 f"expected {want} (a copied or misnamed shard); {fix}.")
         rec["paths"] = {n.split(".", 1)[1]: self.root/n for n in rec["files"]}
         return rec
 
-# %% ../nbs/00_core.ipynb #050a6a0b
-import time
-from typing import Callable
+# %% ../nbs/00_core.ipynb #aa91dcb7
+class FolderLock:
+    "An exclusive lock on a folder, held while writing it; a second writer is refused with the holder named."
+    def __init__(self, folder:str|Path, # the folder written
+                 what:str="writing", # what the holder does, shown to a refused writer
+                ):
+        self.path, self.what, self._f = Path(folder)/".lock", what, None
+    def holder(self) -> dict:
+        "Who holds (or last held) the lock: host, pid, what, since."
+        try: return json.loads(self.path.read_text() or "{}")
+        except (OSError, json.JSONDecodeError): return {}
+    def acquire(self) -> FolderLock:
+        "Take the lock, or raise naming its holder."
+        # POSIX only: imported where it is used, so objret imports on Windows
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            h = self.holder()
+            raise RuntimeError(f"{self.path.parent} is being written by another process "
+                               f"({h.get('what', 'a writer')}: pid {h.get('pid', '?')} on {h.get('host', '?')} "
+                               f"since {h.get('since', '?')}); wait for it to finish, or stop it.") from None
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "what": self.what,
+                            "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        f.flush()
+        self._f = f
+        return self
+    def release(self):
+        "Let the lock go (the file stays, naming its last holder)."
+        if self._f is not None: self._f.close()
+        self._f = None
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
 
+# %% ../nbs/00_core.ipynb #050a6a0b
 @torch.no_grad()
 def seconds_per_item(fn:Callable, # fn(batch) does the work on one batch
                      batches:Sequence, # the inputs, already on the device
@@ -418,7 +566,8 @@ def seconds_per_item(fn:Callable, # fn(batch) does the work on one batch
                      device:str="auto", # synchronised after each pass when CUDA
                     ) -> float:
     "Best-of-`repeat` wall time of `fn` over all `batches`, after a warm-up pass, per item."
-    if n_items <= 0 or not len(batches): raise ValueError(f"seconds_per_item: nothing to time ({n_items} items in {len(batches)} batches).")
+    if n_items <= 0 or not len(batches):
+        raise ValueError(f"seconds_per_item: nothing to time ({n_items} items in {len(batches)} batches).")
     dev = get_device(device)
     def one():
         for b in batches: fn(b)
@@ -426,5 +575,7 @@ def seconds_per_item(fn:Callable, # fn(batch) does the work on one batch
     one()
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter(); one(); best = min(best, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        one()
+        best = min(best, time.perf_counter() - t0)
     return best / n_items

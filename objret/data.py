@@ -1,4 +1,4 @@
-"""Loaders for the real data sets' own file formats (COCO/LVIS instances, Karpathy captions, revisited Oxford/Paris, TIRG composed sets), returning a few small dataclasses of flat tensors, and a torch `Dataset` of images.
+"""Loaders for the real data sets' own formats (COCO/LVIS, Karpathy captions, Oxford/Paris, TIRG sets) and images.
 
 Docs: https://objret.github.io/objret/data.html.md"""
 
@@ -8,38 +8,46 @@ Docs: https://objret.github.io/objret/data.html.md"""
 from __future__ import annotations
 import contextlib, json, os, pickle, warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from .core import deprecated_alias, progress_enabled
 
 # %% auto #0
-__all__ = ['DATASETS', 'SMALL_AREA', 'MEDIUM_AREA', 'SIZE_NAMES', 'MIT_STATES_TEST_NOUNS', 'ANNOTATED', 'check_root',
-           'load_pickle', 'load_npy', 'read_json', 'json_fields', 'to_rgb', 'load_image', 'ImageDataset',
+__all__ = ['DATASETS', 'SMALL_AREA', 'MEDIUM_AREA', 'SIZE_NAMES', 'MIT_STATES_TEST_NOUNS', 'ANNOTATED', 'open_dataset',
+           'check_root', 'load_pickle', 'load_npy', 'read_json', 'json_fields', 'to_rgb', 'load_image', 'ImageDataset',
            'image_batches', 'ObjectSet', 'clean_boxes', 'unique_ids', 'check_images', 'rle_from_mask', 'mask_from_rle',
            'load_instances', 'load_nuimages', 'CaptionSet', 'load_captions', 'InstanceSet', 'load_instance_gnd',
-           'subset_instances', 'ComposedSet', 'load_css', 'load_fashion200k', 'load_mit_states', 'open_dataset']
+           'subset_instances', 'ComposedSet', 'load_css', 'load_fashion200k', 'load_mit_states', 'load_dataset']
 
 # %% ../nbs/03_data.ipynb #8415fb78
 DATASETS = {  # name: files a root must hold (a trailing "/" is a directory), where the data set is published
     "coco": dict(files=["annotations/instances_val2017.json", "val2017/"], url="https://cocodataset.org/#download"),
-    "lvis": dict(files=["lvis_v1_val.json", "val2017/"], url="https://www.lvisdataset.org/dataset (images: COCO val2017)"),
-    "nuimages": dict(files=["v1.0-val/object_ann.json", "v1.0-val/sample_data.json", "v1.0-val/category.json", "samples/"],
+    "lvis": dict(files=["lvis_v1_val.json", "val2017/"], url="https://www.lvisdataset.org/dataset "
+                                                             "(images: COCO val2017)"),
+    "nuimages": dict(files=["v1.0-val/object_ann.json", "v1.0-val/sample_data.json", "v1.0-val/category.json",
+                            "samples/"],
                      url="https://www.nuscenes.org/nuimages"),
     "flickr30k": dict(files=["dataset_flickr30k.json", "flickr30k-images/"],
-                      url="Karpathy splits: https://cs.stanford.edu/people/karpathy/deepimagesent/ ; images: https://shannon.cs.illinois.edu/DenotationGraph/"),
+                      url="Karpathy splits: https://cs.stanford.edu/people/karpathy/deepimagesent/ "
+                          "; images: https://shannon.cs.illinois.edu/DenotationGraph/"),
     "coco_karpathy": dict(files=["dataset_coco.json", "val2014/"],
-                          url="Karpathy splits: https://cs.stanford.edu/people/karpathy/deepimagesent/ ; images: https://cocodataset.org/#download"),
+                          url="Karpathy splits: https://cs.stanford.edu/people/karpathy/deepimagesent/ "
+                              "; images: https://cocodataset.org/#download"),
     "oxford5k": dict(files=["gnd_oxford5k.pkl", "jpg/"], url="http://cmp.felk.cvut.cz/revisitop/"),
     "paris6k": dict(files=["gnd_paris6k.pkl", "jpg/"], url="http://cmp.felk.cvut.cz/revisitop/"),
     "roxford5k": dict(files=["gnd_roxford5k.pkl", "jpg/"], url="http://cmp.felk.cvut.cz/revisitop/"),
     "rparis6k": dict(files=["gnd_rparis6k.pkl", "jpg/"], url="http://cmp.felk.cvut.cz/revisitop/"),
     "css": dict(files=["css_toy_dataset_novel2_small.dup.npy", "images/"], url="https://github.com/google/tirg"),
     "fashion200k": dict(files=["labels/", "test_queries.txt"], url="https://github.com/xthan/fashion-200k"),
-    "mit_states": dict(files=["images/"], url="http://web.mit.edu/phillipi/Public/states_and_transformations/index.html"),
+    "mit_states": dict(files=["images/"],
+                       url="http://web.mit.edu/phillipi/Public/states_and_transformations/index.html"),
 }
 
 def check_root(name:str, # a key of `DATASETS`
@@ -59,16 +67,19 @@ _PLAIN = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", 
           ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
           ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
           ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-          ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "slice"), ("builtins", "range")}
+          ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "slice"),
+          ("builtins", "range")}
 
 class _PlainUnpickler(pickle.Unpickler):
     "An unpickler that builds only plain data: builtin containers, numbers, strings, NumPy arrays."
     def __init__(self, f, what:str):
-        super().__init__(f, encoding="latin1"); self.what = what
+        super().__init__(f, encoding="latin1")
+        self.what = what
     def find_class(self, module, name):
         if (module, name) in _PLAIN: return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{self.what} holds a {module}.{name} object; objret loads only plain containers, "
-                                     "numbers, strings and NumPy arrays from such files (loading it could run code), so it was refused.")
+        raise pickle.UnpicklingError(f"{self.what} holds a {module}.{name} object; objret loads only "
+                                     "plain containers, numbers, strings and NumPy arrays from such "
+                                     "files (loading it could run code), so it was refused.")
 
 def load_pickle(path:str|Path, # a pickle of plain data (revisitop's gnd_*.pkl)
                ):
@@ -85,9 +96,12 @@ def load_npy(path:str|Path) -> np.ndarray:
     with open(p, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+            shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                     else np.lib.format.read_array_header_2_0)(f)
         except Exception as e: raise ValueError(f"{p} is not an .npy file ({e}).") from None
-        if not dtype.hasobject: f.seek(0); return np.lib.format.read_array(f, allow_pickle=False)
+        if not dtype.hasobject:
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
         return _PlainUnpickler(f, str(p)).load()
 
 def read_json(path:str|Path, # a JSON file
@@ -97,7 +111,8 @@ def read_json(path:str|Path, # a JSON file
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"{what} not found: {p}")
     try: return json.loads(p.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{p} ({what}) is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} ({what}) is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.") from None
     except UnicodeDecodeError as e: raise ValueError(f"{p} ({what}) is not UTF-8 text: {e}.") from None
 
 @contextlib.contextmanager
@@ -111,23 +126,34 @@ def json_fields(path:str|Path, # the file being read
 
 # %% ../nbs/03_data.ipynb #af9f265d
 def to_rgb(im:Image.Image) -> Image.Image:
-    "RGB of any PIL image; 16- and 32-bit integer images are scaled by their bit depth and float ones by their range, never clipped at 255."
+    """RGB of any PIL image; 16- and 32-bit integer images are scaled by their bit depth and float ones by their range,
+    never clipped at 255."""
     if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"): return im.convert("RGB")
     a = np.asarray(im, dtype=np.float64)
-    if im.mode == "F": lo, hi = (0.0, 1.0) if a.size and a.min() >= 0 and a.max() <= 1 else (float(a.min(initial=0)), float(a.max(initial=1)))
-    elif im.mode.startswith("I;16") or a.max(initial=0) > 255: lo, hi = 0.0, 65535.0 if a.max(initial=0) <= 65535 else float(a.max())
+    if im.mode == "F":
+        lo, hi = (0.0,
+                  1.0) if a.size and a.min() >= 0 and a.max() <= 1 else (
+                          float(a.min(initial=0)), float(a.max(initial=1)))
+    elif im.mode.startswith("I;16") or a.max(initial=0) > 255:
+        lo, hi = 0.0, 65535.0 if a.max(initial=0) <= 65535 else float(a.max())
     else: lo, hi = 0.0, 255.0
     a = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1) * 255
     return Image.fromarray(np.round(a).astype(np.uint8), "L").convert("RGB")
 
-def load_image(path:str|Path) -> Image.Image:
-    "Open an image as RGB (see `to_rgb`); an unreadable, truncated or oversized file is an error naming its path."
+def load_image(path, # a file path, or a binary file object
+               name:str|None=None, # what errors call it (default: `path`)
+               upright:bool=False, # turn it as its EXIF orientation says (as viewers show photos)
+              ) -> Image.Image:
+    "Open an image as RGB (see `to_rgb`); an unreadable, truncated or oversized file is an error naming it."
+    name = str(path) if name is None else name
     try:
-        with Image.open(path) as im: return to_rgb(im)
-    except FileNotFoundError: raise FileNotFoundError(f"image not found: {path}") from None
+        with Image.open(path) as im: return to_rgb(ImageOps.exif_transpose(im) if upright else im)
+    except FileNotFoundError: raise FileNotFoundError(f"image not found: {name}") from None
     except Image.DecompressionBombError as e:
-        raise ValueError(f"cannot read image {path}: {e} (raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file).") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e: raise ValueError(f"cannot read image {path}: {e}") from None
+        raise ValueError(f"cannot read image {name}: {e} (raise "
+                         "PIL.Image.MAX_IMAGE_PIXELS if you trust the file).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"cannot read image {name}: {e}") from None
 
 class ImageDataset(torch.utils.data.Dataset):
     "Images below `root`, transformed; yields `(image, index)`, or `None` for an unreadable one with `on_error='skip'`."
@@ -155,13 +181,14 @@ def image_batches(ds:ImageDataset, # the images
                   desc:str="images", # progress-bar label
                  ):
     "Yield `(images, indices)` batches with a progress bar; warn with the count of skipped unreadable images."
-    from tqdm.auto import tqdm
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate_skip)
     seen = 0
-    for b in tqdm(dl, desc=desc, disable=len(dl) <= 1, leave=False):
+    for b in tqdm(dl, desc=desc, disable=len(dl) <= 1 or not progress_enabled(), leave=False):
         if b is None: continue
-        seen += len(b[1]); yield b
-    if seen < len(ds): warnings.warn(f"{len(ds) - seen} of {len(ds)} images below {ds.root} were unreadable and skipped.")
+        seen += len(b[1])
+        yield b
+    if seen < len(ds):
+        warnings.warn(f"{len(ds) - seen} of {len(ds)} images below {ds.root} were unreadable and skipped.")
 
 # %% ../nbs/03_data.ipynb #72d85fb1
 SMALL_AREA, MEDIUM_AREA = 32 ** 2, 96 ** 2  # COCO's object-size thresholds (pixels²)
@@ -183,7 +210,8 @@ class ObjectSet:
     neg: torch.Tensor|None = None             # (C, N) LVIS: the image is a verified negative
     not_exhaustive: torch.Tensor|None = None  # (C, N) LVIS: the category's annotation is not exhaustive there
     frequency: list|None = None               # (C) LVIS: "r", "c" or "f"
-    box_size: torch.Tensor|None = None        # (M,) 0/1/2 where the file labels each object's size (objret's synthetic world)
+    # (M,) 0/1/2 where the file labels each object's size (objret's synthetic world)
+    box_size: torch.Tensor|None = None
 
     def __len__(self): return len(self.files)
     def size_class(self) -> torch.Tensor:
@@ -205,16 +233,19 @@ def clean_boxes(boxes:torch.Tensor, # (M, 4) x1, y1, x2, y2 in pixels
                 hw:torch.Tensor, # (M, 2) height, width of each box's image
                 what:str="boxes", # for the warning
                ) -> tuple[torch.Tensor, torch.Tensor]: # clipped boxes (M, 4), keep (M,) bool
-    "objret's one box rule: NaN/inf or non-positive size → dropped; outside the image → clipped (dropped if empty); counted in one warning."
-    b = boxes.float(); hw = hw.float()
+    """objret's one box rule: NaN/inf or non-positive size → dropped; outside the image → clipped (dropped if empty);
+    counted in one warning."""
+    b = boxes.float()
+    hw = hw.float()
     ok = torch.isfinite(b).all(1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-    c = torch.stack([b[:, 0].clamp(min=0), b[:, 1].clamp(min=0), torch.minimum(b[:, 2], hw[:, 1]), torch.minimum(b[:, 3], hw[:, 0])], 1)
+    c = torch.stack([b[:, 0].clamp(min=0), b[:, 1].clamp(min=0), torch.minimum(b[:, 2], hw[:, 1]),
+                     torch.minimum(b[:, 3], hw[:, 0])], 1)
     c = torch.where(ok[:, None], c, 0.0)
     keep = ok & (c[:, 2] > c[:, 0]) & (c[:, 3] > c[:, 1])
     clipped = int(((c != b).any(1) & keep).sum())
     if clipped or not keep.all():
-        warnings.warn(f"{what}: {int((~keep).sum())} box(es) dropped (NaN, zero or negative size, or outside the image) "
-                      f"and {clipped} clipped to their image.")
+        warnings.warn(f"{what}: {int((~keep).sum())} box(es) dropped (NaN, zero or negative "
+                      f"size, or outside the image) and {clipped} clipped to their image.")
     return c, keep
 
 def unique_ids(ids:Sequence, # the ids as the file gives them
@@ -223,7 +254,9 @@ def unique_ids(ids:Sequence, # the ids as the file gives them
               ):
     "Refuse duplicate ids, naming them: they would move boxes between images or relabel them."
     dup = [i for i, n in Counter(ids).items() if n > 1]
-    if dup: raise ValueError(f"{path}: {what} id(s) {sorted(dup, key=str)[:5]} occur more than once; {what} ids must be unique.")
+    if dup:
+        raise ValueError(f"{path}: {what} id(s) {sorted(dup, key=str)[:5]} "
+                         f"occur more than once; {what} ids must be unique.")
 
 def check_images(root:str|Path, # the images folder
                  files:Sequence[str], # file names relative to it
@@ -233,10 +266,13 @@ def check_images(root:str|Path, # the images folder
     root = Path(root)
     missing = [f for f in files if not os.path.exists(root/f)]
     if files and len(missing) == len(files):
-        sub = " (its file names hold sub-folders: images_dir is the folder they are relative to)" if any("/" in str(f) for f in files[:20]) else ""
-        raise FileNotFoundError(f"{source}: none of its {len(files)} images is below {root} (first: {root/files[0]}){sub}; "
-                                "point images_dir at the folder holding them.")
-    if missing: warnings.warn(f"{source}: {len(missing)} of {len(files)} images are missing below {root} (first: {missing[0]}).")
+        sub = " (its file names hold sub-folders: images_dir is the folder they are relative to)" if any(
+                "/" in str(f) for f in files[:20]) else ""
+        raise FileNotFoundError(f"{source}: none of its {len(files)} images is below {root} (first: "
+                                f"{root/files[0]}){sub}; point images_dir at the folder holding them.")
+    if missing:
+        warnings.warn(f"{source}: {len(missing)} of {len(files)} images "
+                      f"are missing below {root} (first: {missing[0]}).")
     return len(missing)
 
 # %% ../nbs/03_data.ipynb #7241c765
@@ -252,7 +288,10 @@ def mask_from_rle(rle:dict) -> np.ndarray:
     h, w = rle["size"]
     vals = np.zeros(sum(rle["counts"]), bool)
     pos, v = 0, False
-    for r in rle["counts"]: vals[pos:pos + r] = v; pos += r; v = not v
+    for r in rle["counts"]:
+        vals[pos:pos + r] = v
+        pos += r
+        v = not v
     return vals[:h * w].reshape(w, h).T
 
 def load_instances(ann_file:str|Path, # COCO `instances_*.json` or LVIS `lvis_v1_*.json`
@@ -262,23 +301,28 @@ def load_instances(ann_file:str|Path, # COCO `instances_*.json` or LVIS `lvis_v1
     "Read COCO or LVIS instance annotations into an `ObjectSet` (LVIS's federated labels included)."
     ann_file = Path(ann_file)
     d = read_json(ann_file, "COCO/LVIS instances file")
-    layout = "a COCO/LVIS instances file has images (id, file_name or coco_url, height, width), annotations (image_id, category_id, bbox) and categories (id, name)"
+    layout = ("a COCO/LVIS instances file has images (id, file_name or coco_url, height, width), "
+              "annotations (image_id, category_id, bbox) and categories (id, name)")
     if not isinstance(d, dict): raise ValueError(f"{ann_file} holds a {type(d).__name__}, not an object; {layout}.")
     for k in ("images", "annotations", "categories"):
         if k not in d: raise ValueError(f"{ann_file} is not a COCO/LVIS instances file: no {k!r} key; {layout}.")
     with json_fields(ann_file, layout):
         imgs, cats = d["images"], sorted(d["categories"], key=lambda c: c["id"])
-        unique_ids([im["id"] for im in imgs], "image", ann_file); unique_ids([c["id"] for c in cats], "category", ann_file)
+        unique_ids([im["id"] for im in imgs], "image", ann_file)
+        unique_ids([c["id"] for c in cats], "category", ann_file)
         img_index = {im["id"]: i for i, im in enumerate(imgs)}
         cat_index = {c["id"]: i for i, c in enumerate(cats)}
         files = [im.get("file_name") or Path(im["coco_url"]).name for im in imgs]
         anns = [a for a in d["annotations"] if not a.get("iscrowd", 0)]
         bad = [a.get("id") for a in anns if a["image_id"] not in img_index or a["category_id"] not in cat_index]
-        if bad: raise ValueError(f"{ann_file}: {len(bad)} annotation(s) name an unknown image or category (first id {bad[0]}).")
+        if bad:
+            raise ValueError(f"{ann_file}: {len(bad)} annotation(s) name an "
+                             f"unknown image or category (first id {bad[0]}).")
         xywh = torch.tensor([[float(v) for v in a["bbox"]] for a in anns], dtype=torch.float32).reshape(-1, 4)
         sizes = torch.tensor([[im["height"], im["width"]] for im in imgs]).reshape(-1, 2)
         box_image = torch.tensor([img_index[a["image_id"]] for a in anns], dtype=torch.long)
-        boxes, keep = clean_boxes(torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1), sizes[box_image], str(ann_file))
+        boxes, keep = clean_boxes(torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1), sizes[box_image],
+                                  str(ann_file))
         anns = [a for a, k in zip(anns, keep.tolist()) if k]
         lvis = any("neg_category_ids" in im for im in imgs)
         def _cat_mask(key):
@@ -307,15 +351,20 @@ def load_nuimages(root:str|Path, # nuImages root (`v1.0-val/`, `samples/`)
                   version:str="v1.0-val", # the table folder
                  ) -> ObjectSet:
     "Read nuImages' key-frame images and their 2-D object boxes into an `ObjectSet`."
-    root = Path(root); t = root/version
+    root = Path(root)
+    t = root/version
     tab = {}
     for n in ("sample_data", "object_ann", "category"):
         f = t/f"{n}.json"
-        if not f.is_file(): raise FileNotFoundError(f"nuImages table not found: {f}; a nuImages root holds {version}/{{sample_data,object_ann,category}}.json.")
+        if not f.is_file():
+            raise FileNotFoundError(f"nuImages table not found: {f}; a nuImages root holds "
+                                    f"{version}/{{sample_data,object_ann,category}}.json.")
         tab[n] = read_json(f, f"nuImages {n} table")
-    with json_fields(t, "nuImages tables: category (token, name), sample_data (token, filename, height, width), object_ann (sample_data_token, category_token, bbox)"):
+    with json_fields(t, "nuImages tables: category (token, name), sample_data (token, filename, "
+                        "height, width), object_ann (sample_data_token, category_token, bbox)"):
         cats = sorted(tab["category"], key=lambda c: c["name"])
-        unique_ids([c["token"] for c in cats], "category", t/"category.json"); unique_ids([s["token"] for s in tab["sample_data"]], "sample_data", t/"sample_data.json")
+        unique_ids([c["token"] for c in cats], "category", t/"category.json")
+        unique_ids([s["token"] for s in tab["sample_data"]], "sample_data", t/"sample_data.json")
         cat_index = {c["token"]: i for i, c in enumerate(cats)}
         with_ann = {a["sample_data_token"] for a in tab["object_ann"]}
         sds = [sd for sd in tab["sample_data"] if sd.get("is_key_frame", True) and sd["token"] in with_ann]
@@ -323,12 +372,14 @@ def load_nuimages(root:str|Path, # nuImages root (`v1.0-val/`, `samples/`)
         anns = [a for a in tab["object_ann"] if a["sample_data_token"] in img_index]
         sizes = torch.tensor([[sd["height"], sd["width"]] for sd in sds]).reshape(-1, 2)
         box_image = torch.tensor([img_index[a["sample_data_token"]] for a in anns], dtype=torch.long)
-        boxes, keep = clean_boxes(torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4), sizes[box_image], str(t/"object_ann.json"))
+        boxes, keep = clean_boxes(torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4),
+                                  sizes[box_image], str(t/"object_ann.json"))
         boxes = boxes[keep]
         return ObjectSet(root=root, files=[sd["filename"] for sd in sds], image_ids=torch.arange(len(sds)), sizes=sizes,
                          categories=[c["name"] for c in cats], category_ids=torch.arange(len(cats)), boxes=boxes,
                          box_image=box_image[keep],
-                         box_category=torch.tensor([cat_index[a["category_token"]] for a, k in zip(anns, keep.tolist()) if k], dtype=torch.long),
+                         box_category=torch.tensor([cat_index[a["category_token"]] for a,
+                                                    k in zip(anns, keep.tolist()) if k], dtype=torch.long),
                          box_area=(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
 
 # %% ../nbs/03_data.ipynb #9025da59
@@ -362,7 +413,8 @@ def load_captions(karpathy_json:str|Path, # `dataset_flickr30k.json` / `dataset_
             files.append(str(Path(im.get("filepath", "")) / im["filename"]))
             sents = [s["raw"].strip() for s in im["sentences"]][:max_captions]
             if not sents: raise ValueError(f"{p}: image {im['filename']} has no caption.")
-            caps += sents; ti += [i] * len(sents)
+            caps += sents
+            ti += [i] * len(sents)
     if check_files: check_images(images_dir, files, p)
     return CaptionSet(Path(images_dir), files, caps, torch.tensor(ti), split)
 
@@ -385,31 +437,41 @@ def load_instance_gnd(gnd_file:str|Path, # revisitop `gnd_<dataset>.pkl`
     p = Path(gnd_file)
     if not p.is_file(): raise FileNotFoundError(f"ground-truth file not found: {p}")
     d = load_pickle(p)
-    if not isinstance(d, dict): raise ValueError(f"{p} holds a {type(d).__name__}, not revisitop's dict of imlist, qimlist and gnd.")
+    if not isinstance(d, dict):
+        raise ValueError(f"{p} holds a {type(d).__name__}, not revisitop's dict of imlist, qimlist and gnd.")
     missing = {"imlist", "qimlist", "gnd"} - set(d)
     if missing: raise ValueError(f"{p} lacks {sorted(missing)}: not a revisitop ground-truth file.")
-    if len(d["gnd"]) != len(d["qimlist"]): raise ValueError(f"{p}: {len(d['gnd'])} ground truths for {len(d['qimlist'])} queries.")
+    if len(d["gnd"]) != len(d["qimlist"]):
+        raise ValueError(f"{p}: {len(d['gnd'])} ground truths for {len(d['qimlist'])} queries.")
     boxes = torch.tensor([g.get("bbx", [float("nan")] * 4) for g in d["gnd"]], dtype=torch.float32).reshape(-1, 4)
     gnd = [{k: np.asarray(v, dtype=np.int64) for k, v in g.items() if k != "bbx"} for g in d["gnd"]]
     n = len(d["imlist"])
     for q, g in enumerate(gnd):
         for k, v in g.items():
-            if len(v) and (v.min() < 0 or v.max() >= n): raise ValueError(f"{p}: query {q}'s {k!r} list indexes outside the {n} database images.")
+            if len(v) and (v.min() < 0 or v.max() >= n):
+                raise ValueError(f"{p}: query {q}'s {k!r} list indexes outside the {n} database images.")
     return InstanceSet(Path(images_dir), [f + ext for f in d["imlist"]], [f + ext for f in d["qimlist"]], boxes, gnd)
 
 # %% ../nbs/03_data.ipynb #781ea97a
 def subset_instances(data:InstanceSet, # the full set
-                     max_images:int, # keep the first this many database images (plus the kept queries' positives and junk)
+                     # keep the first this many database images (plus the kept queries' positives and junk)
+                     max_images:int,
                      n_queries:int=2, # keep the first this many queries
                     ) -> InstanceSet:
-    "A smaller `InstanceSet` whose ground truth still holds: the first queries, the first images, and every image they name."
-    if n_queries < 1 or max_images < 0: raise ValueError(f"subset_instances: n_queries={n_queries}, max_images={max_images}; need n_queries ≥ 1, max_images ≥ 0.")
-    named = [int(i) for g in data.gnd[:n_queries] for k, v in g.items() if k != "bbx" for i in np.asarray(v).reshape(-1)]
+    """A smaller `InstanceSet` whose ground truth still holds: the first queries, the first images, and every image they
+    name."""
+    if n_queries < 1 or max_images < 0:
+        raise ValueError(f"subset_instances: n_queries={n_queries}, "
+                         f"max_images={max_images}; need n_queries ≥ 1, max_images ≥ 0.")
+    named = [int(i) for g in data.gnd[:n_queries] for k,
+             v in g.items() if k != "bbx" for i in np.asarray(v).reshape(-1)]
     keep = sorted(set(range(min(max_images, len(data.files)))) | set(named))
     remap = {o: i for i, o in enumerate(keep)}
-    gnd = [{k: (v if k == "bbx" else np.array([remap[int(i)] for i in np.asarray(v).reshape(-1)], dtype=np.int64)) for k, v in g.items()}
+    gnd = [{k: (v if k == "bbx" else np.array([remap[int(i)] for i in np.asarray(v).reshape(-1)], dtype=np.int64))
+            for k, v in g.items()}
            for g in data.gnd[:n_queries]]
-    return InstanceSet(data.root, [data.files[i] for i in keep], data.query_files[:n_queries], data.query_boxes[:n_queries], gnd)
+    return InstanceSet(data.root, [data.files[i] for i in keep], data.query_files[:n_queries],
+                       data.query_boxes[:n_queries], gnd)
 
 # %% ../nbs/03_data.ipynb #784e6963
 @dataclass
@@ -422,7 +484,8 @@ class ComposedSet:
     texts: list                # (Q) modification texts
     target_labels: list        # (Q) label of each query's target
     target: torch.Tensor|None = None  # (Q,) gallery index of the target image, when known (-1 otherwise)
-    objects: list|None = None  # per gallery image, its objects as the data set describes them (CSS: shape, color, size, pos)
+    # per gallery image, its objects as the data set describes them (CSS: shape, color, size, pos)
+    objects: list|None = None
     def __len__(self): return len(self.texts)
 
 def load_css(root:str|Path, # CSS root (`css_toy_dataset_novel2_small.dup.npy`, `images/`)
@@ -432,7 +495,8 @@ def load_css(root:str|Path, # CSS root (`css_toy_dataset_novel2_small.dup.npy`, 
     "Read a CSS split in TIRG's layout."
     root = Path(root)
     f = root/npy_name
-    if not f.is_file(): raise FileNotFoundError(f"CSS file not found: {f} (published with https://github.com/google/tirg)")
+    if not f.is_file():
+        raise FileNotFoundError(f"CSS file not found: {f} (published with https://github.com/google/tirg)")
     d = load_npy(f)
     d = d.item() if isinstance(d, np.ndarray) and d.shape == () else d
     if not isinstance(d, dict): raise ValueError(f"{f} holds a {type(d).__name__}, not TIRG's dict of splits.")
@@ -442,8 +506,11 @@ def load_css(root:str|Path, # CSS root (`css_toy_dataset_novel2_small.dup.npy`, 
     labels = [str(s["labels"][i]) if "labels" in s else str(i) for i in range(n)]
     src, tgt, texts = [], [], []
     for m in s["mods"]:
-        if len(m["from"]) != len(m["to"]): raise ValueError(f"{f}: a modification has {len(m['from'])} sources and {len(m['to'])} targets.")
-        src += list(m["from"]); tgt += list(m["to"]); texts += [m["to_str"]] * len(m["from"])
+        if len(m["from"]) != len(m["to"]):
+            raise ValueError(f"{f}: a modification has {len(m['from'])} sources and {len(m['to'])} targets.")
+        src += list(m["from"])
+        tgt += list(m["to"])
+        texts += [m["to_str"]] * len(m["from"])
     files = [f"images/css_{split}_{i:06d}.png" for i in range(n)]
     return ComposedSet(root, files, labels, torch.tensor(src, dtype=torch.long), texts, [labels[t] for t in tgt],
                        torch.tensor(tgt, dtype=torch.long), [list(o) for o in s["objects_img"]])
@@ -462,13 +529,16 @@ def load_fashion200k(root:str|Path, # Fashion-200k root (`labels/`, `test_querie
     root = Path(root)
     files, labels = [], []
     label_files = sorted((root/"labels").glob(f"*_{split}_detect_all.txt"))
-    if not label_files: raise FileNotFoundError(f"no {root/'labels'}/*_{split}_detect_all.txt files (https://github.com/xthan/fashion-200k)")
+    if not label_files:
+        raise FileNotFoundError(f"no {root/'labels'}/*_{split}_detect_all.txt "
+                                "files (https://github.com/xthan/fashion-200k)")
     for lf in label_files:
         for line in lf.read_text().splitlines():
             if not line.strip(): continue
             parts = line.split("\t")
             if len(parts) < 3: raise ValueError(f"{lf}: line {line!r} is not 'path<TAB>score<TAB>caption'.")
-            files.append(parts[0]); labels.append(parts[2].strip())
+            files.append(parts[0])
+            labels.append(parts[2].strip())
     index = {f: i for i, f in enumerate(files)}
     src, tgt = [], []
     if split == "test":
@@ -477,15 +547,18 @@ def load_fashion200k(root:str|Path, # Fashion-200k root (`labels/`, `test_querie
         for line in qf.read_text().splitlines():
             if not line.strip(): continue
             a, b = line.split()
-            if a not in index or b not in index: raise ValueError(f"{qf}: {a if a not in index else b} is not in the {split} label files.")
-            src.append(index[a]); tgt.append(index[b])
+            if a not in index or b not in index:
+                raise ValueError(f"{qf}: {a if a not in index else b} is not in the {split} label files.")
+            src.append(index[a])
+            tgt.append(index[b])
     return ComposedSet(root, files, labels, torch.tensor(src, dtype=torch.long),
                        [_one_word_change(labels[s], labels[t]) for s, t in zip(src, tgt)],
                        [labels[t] for t in tgt], torch.tensor(tgt, dtype=torch.long))
 
-MIT_STATES_TEST_NOUNS = ("armor bracelet bush camera candy castle ceramic cheese clock clothes coffee fan fig fish foam "
-    "forest fruit furniture garden gate glass horse island laptop lead lightning mirror orange paint persimmon plastic "
-    "plate potato road rubber sand shell sky smoke steel stream table tea tomato vacuum wax wheel window wool").split()
+MIT_STATES_TEST_NOUNS = ("armor bracelet bush camera candy castle ceramic cheese clock clothes coffee fan "
+                         "fig fish foam forest fruit furniture garden gate glass horse island laptop lead "
+                         "lightning mirror orange paint persimmon plastic plate potato road rubber sand "
+                         "shell sky smoke steel stream table tea tomato vacuum wax wheel window wool").split()
 
 def load_mit_states(root:str|Path, # MIT-States root (`images/<adj> <noun>/*.jpg`)
                     split:str="test", # "train" or "test" (TIRG's split by noun)
@@ -493,45 +566,61 @@ def load_mit_states(root:str|Path, # MIT-States root (`images/<adj> <noun>/*.jpg
                    ) -> ComposedSet:
     "Read MIT-States with TIRG's noun split; test queries: each image with each other adjective of its noun."
     root = Path(root)
-    if not (root/"images").is_dir(): raise FileNotFoundError(f"{root/'images'} not found (MIT-States: {DATASETS['mit_states']['url']})")
+    if not (root/"images").is_dir():
+        raise FileNotFoundError(f"{root/'images'} not found (MIT-States: {DATASETS['mit_states']['url']})")
     files, labels, nouns = [], [], {}
     for d in sorted((root/"images").iterdir()):
         if " " not in d.name or not d.is_dir(): continue
         adj, noun = d.name.split(" ", 1)
         if adj == "adj" or (noun in test_nouns) != (split == "test"): continue
         for f in sorted(d.glob("*.jpg")):
-            files.append(f"images/{d.name}/{f.name}"); labels.append(d.name)
+            files.append(f"images/{d.name}/{f.name}")
+            labels.append(d.name)
             nouns.setdefault(noun, set()).add(adj)
     src, texts, tl = [], [], []
     if split == "test":
         for i, lab in enumerate(labels):
             adj, noun = lab.split(" ", 1)
-            for a in sorted(nouns[noun] - {adj}): src.append(i); texts.append(a); tl.append(f"{a} {noun}")
+            for a in sorted(nouns[noun] - {adj}):
+                src.append(i)
+                texts.append(a)
+                tl.append(f"{a} {noun}")
     return ComposedSet(root, files, labels, torch.tensor(src, dtype=torch.long), texts, tl, None)
 
 # %% ../nbs/03_data.ipynb #26513c5e
 ANNOTATED = {"coco": load_instances, "lvis": load_instances, "flickr30k": load_captions, "coco_karpathy": load_captions}
 
-def open_dataset(name:str, # a key of `DATASETS`
+def load_dataset(name:str, # a key of `DATASETS`
                  root:str|Path|None, # where the data set was unpacked (None when `ann_file` and `images_dir` are given)
                  split:str="test", # split to read
-                 ann_file:str|Path|None=None, # COCO/LVIS instances or Karpathy captions file in another place (with `images_dir`)
+                 # COCO/LVIS instances or Karpathy captions file in another place (with `images_dir`)
+                 ann_file:str|Path|None=None,
                  images_dir:str|Path|None=None, # the folder its file names are relative to
                 ):
-    "Check `root` and load data set `name` with its own file names, or from an annotation file and images folder anywhere."
+    """Check `root` and load data set `name` with its own file names, or from an annotation file and images folder
+    anywhere."""
     if name not in DATASETS: raise ValueError(f"unknown data set {name!r}; objret reads {sorted(DATASETS)}.")
     if ann_file is not None or images_dir is not None:
-        if name not in ANNOTATED: raise ValueError(f"ann_file/images_dir apply to {sorted(ANNOTATED)}, not {name!r}; pass its root instead.")
-        if ann_file is None or images_dir is None: raise ValueError(f"{name}: give both ann_file and images_dir (or neither, and the root).")
-        return load_instances(ann_file, images_dir) if ANNOTATED[name] is load_instances else load_captions(ann_file, images_dir, split)
-    if root is None: raise ValueError(f"{name}: pass data_root (a folder holding {DATASETS[name]['files']}), or ann_file and images_dir.")
+        if name not in ANNOTATED:
+            raise ValueError(f"ann_file/images_dir apply to {sorted(ANNOTATED)}, not {name!r}; pass its root instead.")
+        if ann_file is None or images_dir is None:
+            raise ValueError(f"{name}: give both ann_file and images_dir (or neither, and the root).")
+        return load_instances(ann_file,
+                              images_dir) if ANNOTATED[
+                                      name] is load_instances else load_captions(ann_file, images_dir, split)
+    if root is None:
+        raise ValueError(f"{name}: pass data_root (a folder holding "
+                         f"{DATASETS[name]['files']}), or ann_file and images_dir.")
     root = check_root(name, root)
     if name == "coco": return load_instances(root/"annotations/instances_val2017.json", root/"val2017")
     if name == "lvis": return load_instances(root/"lvis_v1_val.json", root/"val2017")
     if name == "nuimages": return load_nuimages(root)
     if name == "flickr30k": return load_captions(root/"dataset_flickr30k.json", root/"flickr30k-images", split)
     if name == "coco_karpathy": return load_captions(root/"dataset_coco.json", root, split)
-    if name in ("oxford5k", "paris6k", "roxford5k", "rparis6k"): return load_instance_gnd(root/f"gnd_{name}.pkl", root/"jpg")
+    if name in ("oxford5k", "paris6k", "roxford5k", "rparis6k"):
+        return load_instance_gnd(root/f"gnd_{name}.pkl", root/"jpg")
     if name == "css": return load_css(root, split)
     if name == "fashion200k": return load_fashion200k(root, split)
     return load_mit_states(root, split)
+
+open_dataset = deprecated_alias(load_dataset, "open_dataset")

@@ -1,4 +1,4 @@
-"""faiss indexes of items that own one vector (a global embedding) or many (Dense-CLIP patches, Cluster-CLIP representatives, object regions): exact or approximate, CPU or GPU, saved atomically.
+"""faiss indexes of items owning one vector or many (patches, clusters, objects): exact or approximate, CPU or GPU.
 
 Docs: https://objret.github.io/objret/index.html.md"""
 
@@ -6,21 +6,23 @@ Docs: https://objret.github.io/objret/index.html.md"""
 
 # %% ../nbs/02_index.ipynb #2d8ca65c
 from __future__ import annotations
-import json, warnings
+import json, math, warnings
 from pathlib import Path
+
+import numpy as np
+import torch
+
+import objret
+from .core import as_ints, as_tensor, atomic_dir, batched, check_int, file_digest, get_device, recover_dir
 
 try: import faiss
 except ImportError as e:  # objret[gpu] installs faiss-gpu, objret[cpu] faiss-cpu: one of them must be there
     raise ImportError("objret.index needs faiss: pip install 'objret[gpu]' (Linux with CUDA) or 'objret[cpu]' "
                       "(CPU-only, macOS)") from e
-import numpy as np
-import torch
-
-from .core import as_ints, as_tensor, atomic_dir, batched, check_int, file_digest, get_device, recover_dir
 
 # %% auto #0
 __all__ = ['GPU_MAX_K', 'SCORE_BLOCK', 'faiss_gpu_count', 'faiss_device', 'regroup_max', 'VectorIndex', 'train', 'add', 'search',
-           'save', 'load', 'nbytes']
+           'save', 'load', 'nbytes', 'choose_factory', 'merge_best']
 
 # %% ../nbs/02_index.ipynb #4f7b03a2
 def faiss_gpu_count() -> int:
@@ -33,8 +35,8 @@ def faiss_device(device:str="auto", # "auto", "cpu", "cuda" or "cuda:N"
     if device == "auto": return "cuda" if faiss_gpu_count() > 0 else "cpu"
     if get_device(device).type != "cuda": return "cpu"
     if faiss_gpu_count() == 0:
-        raise RuntimeError(f"device={device!r} asked for a GPU index, but faiss sees no GPU (faiss.get_num_gpus() == 0); "
-                           "use a GPU machine with faiss-gpu, or device='auto'/'cpu'.")
+        raise RuntimeError(f"device={device!r} asked for a GPU index, but faiss sees no GPU (faiss.get_num_gpus() "
+                           "== 0); use a GPU machine with faiss-gpu, or device='auto'/'cpu'.")
     return "cuda"
 
 # %% ../nbs/02_index.ipynb #632cbaec
@@ -71,13 +73,15 @@ class VectorIndex:
                 ):
         dim, overfetch = check_int(dim, "dim", min=1), check_int(overfetch, "overfetch", min=1)
         if nprobe is not None: nprobe = check_int(nprobe, "nprobe", min=1)
-        if not isinstance(factory, str): raise TypeError(f"factory must be a faiss index factory string, got {type(factory).__name__}.")
+        if not isinstance(factory, str):
+            raise TypeError(f"factory must be a faiss index factory string, got {type(factory).__name__}.")
         self.exact = factory.strip() == "Flat"
         self.dim, self.factory, self.overfetch, self.nprobe, self.normalize = dim, factory, overfetch, nprobe, normalize
         try: cpu = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as e:
-            raise ValueError(f"factory={factory!r} is not a faiss index factory string ({str(e).splitlines()[-1][-80:]}); "
-                             "examples: 'Flat', 'IVF1024,Flat', 'IVF1024,PQ64', 'HNSW32'.") from None
+            raise ValueError(f"factory={factory!r} is not a faiss index factory string "
+                             f"({str(e).splitlines()[-1][-80:]}); examples: 'Flat', "
+                             "'IVF1024,Flat', 'IVF1024,PQ64', 'HNSW32'.") from None
         self.requested_device = device
         self._xb_dev = None                  # exact search on a GPU: the vectors, on it
         if self.exact:                       # exact: faiss stores, torch computes where `device` says
@@ -86,7 +90,8 @@ class VectorIndex:
         else: self.index = self._place(cpu, faiss_device(device))
         self.ids = np.zeros(0, np.int64)     # id of each item
         self.counts = np.zeros(0, np.int64)  # vectors of each item
-        self.ends = np.zeros(0, np.int64)    # end of each item's vectors (cumulative counts): a vector's owner by bisection
+        # end of each item's vectors (cumulative counts): a vector's owner by bisection
+        self.ends = np.zeros(0, np.int64)
 
     def _place(self, cpu_index, dev:str):
         "Move a CPU faiss index to `dev`; `device='auto'` falls back to CPU for indexes faiss cannot put on a GPU."
@@ -96,7 +101,8 @@ class VectorIndex:
                 self._res = faiss.StandardGpuResources()
                 cpu_index, self.device = faiss.index_cpu_to_gpu(self._res, 0, cpu_index), "cuda"
             except RuntimeError as e:
-                if self.requested_device != "auto": raise RuntimeError(f"faiss cannot put {self.factory!r} on a GPU: {e}") from None
+                if self.requested_device != "auto":
+                    raise RuntimeError(f"faiss cannot put {self.factory!r} on a GPU: {e}") from None
                 warnings.warn(f"faiss cannot put {self.factory!r} on a GPU; the index stays on the CPU.")
         if self.nprobe is not None:
             ps = faiss.GpuParameterSpace() if self.device == "cuda" else faiss.ParameterSpace()
@@ -128,10 +134,12 @@ class VectorIndex:
 def _prep(self:VectorIndex, x, name:str) -> np.ndarray:
     "Check a batch of vectors (2-D, right dimension, finite, non-zero); return them normalised, float32, on the CPU."
     x = as_tensor(x, name, ndim=2, finite=True)
-    if x.shape[1] != self.dim: raise ValueError(f"{name} has shape {tuple(x.shape)} but the index holds {self.dim}-d vectors.")
+    if x.shape[1] != self.dim:
+        raise ValueError(f"{name} has shape {tuple(x.shape)} but the index holds {self.dim}-d vectors.")
     if self.normalize:
         n = x.norm(dim=1, keepdim=True)
-        if (n == 0).any(): raise ValueError(f"{name} row {int((n[:, 0] == 0).nonzero()[0])} is all zeros and cannot be L2-normalised.")
+        if (n == 0).any():
+            raise ValueError(f"{name} row {int((n[:, 0] == 0).nonzero()[0])} is all zeros and cannot be L2-normalised.")
         x = x / n
     return x.detach().cpu().contiguous()
 
@@ -145,8 +153,9 @@ def train(self:VectorIndex, x, # (n, dim) training vectors
     if len(xs) > max_train: xs = xs[np.random.default_rng(seed).choice(len(xs), max_train, replace=False)]
     try: self.index.train(xs)
     except RuntimeError as e:
-        raise ValueError(f"faiss could not train {self.factory!r} on {len(xs)} vectors ({str(e).splitlines()[-1][-120:]}); "
-                         "give more training vectors or a smaller IVF list count.") from None
+        raise ValueError(f"faiss could not train {self.factory!r} on {len(xs)} "
+                         f"vectors ({str(e).splitlines()[-1][-120:]}); give more "
+                         "training vectors or a smaller IVF list count.") from None
     return self
 
 def add(self:VectorIndex, vectors, # (total_vectors, dim), items' vectors in order
@@ -157,14 +166,18 @@ def add(self:VectorIndex, vectors, # (total_vectors, dim), items' vectors in ord
     "Add items and their vectors; an untrained approximate index is trained on them first."
     x = _prep(self, vectors, "vectors")
     counts = np.ones(len(x), np.int64) if counts is None else as_ints(counts, "counts", ndim=1).numpy()
-    if (counts < 1).any(): raise ValueError(f"counts: item {int(np.argmax(counts < 1))} owns no vector; give every item at least one (e.g. its global embedding).")
+    if (counts < 1).any():
+        raise ValueError(f"counts: item {int(np.argmax(counts < 1))} owns no vector; "
+                         "give every item at least one (e.g. its global embedding).")
     if counts.sum() != len(x): raise ValueError(f"counts sum to {int(counts.sum())} but {len(x)} vectors were given.")
     start = len(self.ids)
     ids = np.arange(start, start + len(counts), dtype=np.int64) if ids is None else as_ints(ids, "ids", ndim=1).numpy()
     if len(ids) != len(counts): raise ValueError(f"{len(ids)} ids for {len(counts)} items.")
-    if len(ids) and ids.min() < 0: raise ValueError(f"ids must be ≥ 0 (search returns -1 for 'no item'); got {int(ids.min())}.")
+    if len(ids) and ids.min() < 0:
+        raise ValueError(f"ids must be ≥ 0 (search returns -1 for 'no item'); got {int(ids.min())}.")
     allids = np.concatenate([self.ids, ids])
-    if len(np.unique(allids)) != len(allids): raise ValueError("ids are not unique (within this call or with ids already in the index).")
+    if len(np.unique(allids)) != len(allids):
+        raise ValueError("ids are not unique (within this call or with ids already in the index).")
     if not self.index.is_trained: train(self, x)
     for b in batched(x, batch_size, desc="adding vectors"): self.index.add(_np(b))
     if self.exact and self.device == "cuda":
@@ -187,16 +200,19 @@ def _item_chunks(counts:np.ndarray, max_vectors:int) -> list[tuple[int, int]]:
     while i0 < len(counts):
         base = ends[i0 - 1] if i0 else 0
         i1 = max(int(np.searchsorted(ends, base + max_vectors, side="right")), i0 + 1)
-        out.append((i0, i1)); i0 = i1
+        out.append((i0, i1))
+        i0 = i1
     return out
 
 def _rows(source, vec:torch.Tensor) -> torch.Tensor:
-    "Rows `vec` of a vector source (a tensor, a NumPy array or memmap, or anything indexable by an index array), as float32 on the CPU."
+    """Rows `vec` of a vector source (a tensor, a NumPy array or memmap, or anything indexable by an index array), as
+    float32 on the CPU."""
     if isinstance(source, torch.Tensor): return source[vec.to(source.device)].float().cpu()
     return torch.from_numpy(np.asarray(source[vec.numpy()], dtype=np.float32))
 
 def _rescore(self:VectorIndex, q:torch.Tensor, items:torch.Tensor, source=None) -> tuple[torch.Tensor, torch.Tensor]:
-    "(Q, K) exact score of each hit item (the max over all its vectors, read from `source`) and the index of the best one; -inf / -1 where no item."
+    """(Q, K) exact score of each hit item (the max over all its vectors, read from `source`) and the index of the best
+    one; -inf / -1 where no item."""
     X = self._vectors() if source is None else source
     ends = torch.from_numpy(np.concatenate([[0], self.ends]))
     ok = items >= 0
@@ -208,7 +224,9 @@ def _rescore(self:VectorIndex, q:torch.Tensor, items:torch.Tensor, source=None) 
     if source is not None and self.normalize: x = torch.nn.functional.normalize(x, dim=-1)
     s = (x * q[qi][pair]).sum(1)
     best = torch.full((len(it),), float("-inf")).scatter_reduce(0, pair, s, "amax")
-    first = torch.full((len(it),), int(vec.max()) + 1 if len(vec) else 0).scatter_reduce(0, pair, torch.where(s >= best[pair], vec, int(1 << 62)), "amin")
+    first = torch.full((len(it),),
+                       int(vec.max()) + 1 if len(vec)
+                       else 0).scatter_reduce(0, pair, torch.where(s >= best[pair], vec, int(1 << 62)), "amin")
     S, B = torch.full(items.shape, float("-inf")), torch.full(items.shape, -1, dtype=torch.long)
     S[ok], B[ok] = best, first
     return S, B
@@ -219,13 +237,15 @@ def _best_vectors(self:VectorIndex, q:torch.Tensor, items:torch.Tensor) -> torch
 
 def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
     "Exact max-similarity search, blocked: per database chunk a matrix product, a max per item, a running top-k."
-    X = self._vectors(); dev = X.device
+    X = self._vectors()
+    dev = X.device
     ends = np.concatenate([[0], np.cumsum(self.counts)])
     chunks = _item_chunks(self.counts, max(1, SCORE_BLOCK // max(1, min(batch_size, len(q)))))
     S_, I_ = [], []
     for b in batched(q, batch_size, desc="searching"):
         qd = b.to(dev).T
-        best_s = torch.full((len(b), 0), float("-inf"), device=dev); best_i = torch.zeros((len(b), 0), dtype=torch.long, device=dev)
+        best_s = torch.full((len(b), 0), float("-inf"), device=dev)
+        best_i = torch.zeros((len(b), 0), dtype=torch.long, device=dev)
         for i0, i1 in chunks:                                   # each database chunk is read once per query batch
             v0, v1 = int(ends[i0]), int(ends[i1])
             S = X[v0:v1] @ qd                                   # (chunk vectors, queries)
@@ -234,38 +254,47 @@ def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
                 c = int(cnt[0])
                 S = (S.view(i1 - i0, c, -1).amax(1) if (cnt == c).all() else
                      S.new_full((i1 - i0, len(b)), float("-inf")).scatter_reduce_(
-                         0, torch.repeat_interleave(torch.arange(i1 - i0, device=dev), torch.from_numpy(cnt).to(dev))[:, None].expand_as(S), S, "amax"))
+                         0, torch.repeat_interleave(torch.arange(i1 - i0, device=dev),
+                                                    torch.from_numpy(cnt).to(dev))[:, None].expand_as(S), S, "amax"))
             s, i = S.topk(min(k, i1 - i0), dim=0)
             best_s, j = torch.cat([best_s, s.T], 1).topk(min(k, best_s.shape[1] + len(s)), dim=1)
             best_i = torch.cat([best_i, i.T + i0], 1).gather(1, j)
-        S_.append(best_s.cpu()); I_.append(best_i.cpu())
+        S_.append(best_s.cpu())
+        I_.append(best_i.cpu())
     return torch.cat(S_), torch.cat(I_)
 
 def _approx_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int, refine=None):
-    "faiss search for `k` (single-vector items) or `k × overfetch` vectors (multi-vector), regrouped by owner; also the best vector of each."
+    """faiss search for `k` (single-vector items) or `k × overfetch` vectors (multi-vector), regrouped by owner; also
+    the best vector of each."""
     kv = min(k * self.overfetch if self.counts.max() > 1 or refine is not None else k, self.n_vectors)
     if self.device == "cuda" and kv > GPU_MAX_K:
-        warnings.warn(f"faiss on GPU returns at most {GPU_MAX_K} vectors per query; asked {kv}, so items may be missed.")
+        warnings.warn(f"faiss on GPU returns at most {GPU_MAX_K} vectors "
+                      f"per query; asked {kv}, so items may be missed.")
         kv = GPU_MAX_K
     S_, I_, B_ = [], [], []
     for b in batched(q, batch_size, desc="searching"):
         D, V = (torch.from_numpy(a) for a in self.index.search(_np(b), kv))
-        if refine is not None:                                             # the fetched vectors re-scored exactly, then re-sorted
+        # the fetched vectors re-scored exactly, then re-sorted
+        if refine is not None:
             x = _rows(refine, V.clamp(min=0).reshape(-1)).view(*V.shape, -1)
             if self.normalize: x = torch.nn.functional.normalize(x, dim=-1)
             D = torch.where(V >= 0, (x * b[:, None]).sum(-1), float("-inf"))
-            D, o = D.sort(dim=1, descending=True); V = V.gather(1, o)
+            D, o = D.sort(dim=1, descending=True)
+            V = V.gather(1, o)
         s, i, p = regroup_max(D, self.owners(V), k, positions=True)
-        S_.append(s); I_.append(i); B_.append(torch.where(p >= 0, V.gather(1, p.clamp(min=0)), -1))
+        S_.append(s)
+        I_.append(i)
+        B_.append(torch.where(p >= 0, V.gather(1, p.clamp(min=0)), -1))
     return torch.cat(S_), torch.cat(I_), torch.cat(B_)
 
 def search(self:VectorIndex, queries, # (Q, dim) query vectors
            k:int=10, # items per query (at most the items the index holds)
            batch_size:int=1024, # queries searched at a time
            vectors:bool=False, # also return, per hit, the index of its best-matching vector (in the order added)
-           refine=None, # approximate indexes: the vectors in the order added (a tensor, an array or memmap, or anything indexable
-                        # by an index array, e.g. on disk): the k × overfetch vectors fetched are re-scored exactly from them
-          ) -> tuple[torch.Tensor, torch.Tensor]: # (Q, k') scores and item ids, k' = min(k, items); (Q, k') vector indices with `vectors`
+           # approximate indexes: the vectors in the order added (a tensor, an array or memmap, or anything indexable
+           # by an index array, e.g. on disk): the k × overfetch vectors fetched are re-scored exactly from them
+           refine=None,
+          ) -> tuple[torch.Tensor, torch.Tensor]: # (Q, k') scores and item ids, k' = min(k, items) [, vector indices]
     "The `k` best items per query, each scored by its best vector."
     if len(self) == 0: raise ValueError("search on an empty index: add vectors first.")
     k = min(check_int(k, "k", min=1), len(self))                           # never pad beyond the items there are
@@ -290,15 +319,16 @@ _FORMAT = 2          # 2: meta.json holds each file's size and SHA-256
 def save(self:VectorIndex, path:str|Path, # directory to write (replaced if it exists)
         ) -> Path:
     "Write the index, its ids, counts and metadata to `path`, atomically."
-    import objret
     cpu = faiss.index_gpu_to_cpu(self.index) if self.device == "cuda" and not self.exact else self.index
     with atomic_dir(path) as tmp:
         faiss.write_index(cpu, str(tmp/"index.faiss"))
-        np.save(tmp/"ids.npy", self.ids); np.save(tmp/"counts.npy", self.counts)
+        np.save(tmp/"ids.npy", self.ids)
+        np.save(tmp/"counts.npy", self.counts)
         meta = dict(format=_FORMAT, objret_version=objret.__version__, dim=self.dim, metric="inner_product",
                     factory=self.factory, normalize=self.normalize, overfetch=self.overfetch, nprobe=self.nprobe,
                     n_items=len(self), n_vectors=self.n_vectors,
-                    files={f.name: {"bytes": f.stat().st_size, "sha256": file_digest(f)} for f in sorted(tmp.iterdir())})
+                    files={f.name: {"bytes": f.stat().st_size, "sha256": file_digest(f)}
+                           for f in sorted(tmp.iterdir())})
         (tmp/"meta.json").write_text(json.dumps(meta, indent=2))
     return Path(path)
 
@@ -308,25 +338,31 @@ def load(cls, path:str|Path, # directory written by `VectorIndex.save`
          dim:int|None=None, # the dimension the caller expects (checked)
         ) -> VectorIndex:
     "Read an index written by `save`, checking it is whole and of the expected dimension."
-    path = Path(path); recover_dir(path)                    # a save killed between its renames: the previous copy comes back
-    if not path.is_dir(): raise FileNotFoundError(f"{path}: no index directory; write one with VectorIndex.save({str(path)!r}).")
+    path = Path(path)
+    recover_dir(path)  # a save killed between its renames: the previous copy comes back
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no index directory; write one with VectorIndex.save({str(path)!r}).")
     if not (path/"meta.json").exists():
-        raise FileNotFoundError(f"{path} has no meta.json: not an objret index, or its save was interrupted; save it again.")
+        raise FileNotFoundError(f"{path} has no meta.json: not an objret index, "
+                                "or its save was interrupted; save it again.")
     meta = json.loads((path/"meta.json").read_text())
-    if meta.get("format") not in (1, _FORMAT): raise ValueError(f"{path}: index format {meta.get('format')} is not {_FORMAT}; re-save it with this objret.")
+    if meta.get("format") not in (1, _FORMAT):
+        raise ValueError(f"{path}: index format {meta.get('format')} is not {_FORMAT}; re-save it with this objret.")
     for name, rec in meta["files"].items():
         f, size = path/name, rec["bytes"] if isinstance(rec, dict) else rec
         if not f.exists() or f.stat().st_size != size:
-            raise ValueError(f"{f} is {f.stat().st_size if f.exists() else 'missing'} bytes where meta.json says {size}: "
-                             "truncated or replaced; save the index again.")
+            raise ValueError(f"{f} is {f.stat().st_size if f.exists() else 'missing'} bytes where "
+                             f"meta.json says {size}: truncated or replaced; save the index again.")
         if isinstance(rec, dict) and file_digest(f) != rec["sha256"]:
             raise ValueError(f"{f}: its SHA-256 differs from meta.json's: the file is corrupted; save the index again.")
     if dim is not None and meta["dim"] != dim:
-        raise ValueError(f"{path} holds {meta['dim']}-d vectors but {dim}-d were expected: it was built with another model.")
+        raise ValueError(f"{path} holds {meta['dim']}-d vectors but {dim}-d "
+                         "were expected: it was built with another model.")
     self = cls(meta["dim"], meta["factory"], device, meta["overfetch"], meta["nprobe"], meta["normalize"])
     cpu = faiss.read_index(str(path/"index.faiss"))
     if cpu.d != meta["dim"] or cpu.ntotal != meta["n_vectors"]:
-        raise ValueError(f"{path}/index.faiss holds {cpu.ntotal} {cpu.d}-d vectors; meta.json says {meta['n_vectors']} {meta['dim']}-d.")
+        raise ValueError(f"{path}/index.faiss holds {cpu.ntotal} {cpu.d}-d vectors; "
+                         f"meta.json says {meta['n_vectors']} {meta['dim']}-d.")
     if self.exact:
         self.index = cpu
         if self.device == "cuda": self._xb_dev = self._vectors().to("cuda")   # built from faiss's storage
@@ -341,3 +377,42 @@ def nbytes(self:VectorIndex) -> int:
     return int(faiss.serialize_index(cpu).nbytes) + self.ids.nbytes + self.counts.nbytes + self.ends.nbytes
 
 VectorIndex.save, VectorIndex.load, VectorIndex.nbytes = save, load, nbytes
+
+# %% ../nbs/02_index.ipynb #de48f3c8
+def choose_factory(n_vectors:int, # vectors the index will hold
+                   dim:int, # their dimension
+                   memory_budget:float|None=None, # bytes the index may take (None: no limit: exact)
+                  ) -> str: # a faiss index factory string
+    """An index for `n_vectors` within `memory_budget`, by autofaiss's rules: exact when small, HNSW when it fits, else
+    IVF-PQ."""
+    if memory_budget is None or n_vectors < 1000: return "Flat"
+    if n_vectors < 10_000: return "HNSW15"
+    per = memory_budget / n_vectors                                     # bytes per vector the budget allows
+    m = int((per / 4 - dim) // 2)                                       # HNSW links that fit beside the float vectors
+    if m >= 8: return f"HNSW{min(m, 32)}"
+    if n_vectors < 1_000_000: nlist = 2 ** round(math.log2(4 * math.sqrt(n_vectors)))
+    else: nlist = 16384 if n_vectors < 10_000_000 else 65536
+    coarse = f"IVF{nlist}" + ("_HNSW32" if nlist >= 1000 else "")
+    if dim * 4 + 8 <= per and n_vectors < 1_000_000: return f"{coarse},Flat"
+    # the largest code that fits (8 bytes of id per vector)
+    for pq in (256, 128, 64, 48, 32, 24, 16, 8, 4):
+        if pq < dim and dim % pq == 0 and pq + 8 <= per: return f"{coarse},PQ{pq}x8"
+    raise ValueError(f"memory_budget={memory_budget:.0f} bytes for {n_vectors} vectors is "
+                     f"{per:.1f} bytes each; the smallest IVF-PQ code takes 12 (4-byte code "
+                     "+ 8-byte id): raise the budget or store fewer vectors per image.")
+
+# %% ../nbs/02_index.ipynb #09964f39
+def merge_best(S:torch.Tensor, I:torch.Tensor, B:torch.Tensor, k:int):
+    "Several query vectors' hits merged: an item's score is its best over them (best pair), top k."
+    s, i, b = S.reshape(-1), I.reshape(-1), B.reshape(-1)
+    ok = i >= 0
+    order = torch.argsort(s[ok], descending=True, stable=True)
+    s, i, b = s[ok][order], i[ok][order], b[ok][order]
+    seen, keep = set(), []
+    for j, it in enumerate(i.tolist()):
+        if it not in seen:
+            seen.add(it)
+            keep.append(j)
+        if len(keep) == k: break
+    keep = torch.tensor(keep, dtype=torch.long)
+    return s[keep], i[keep], b[keep]

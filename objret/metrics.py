@@ -1,4 +1,4 @@
-"""Recall@K for text–image and composed retrieval, AP and mAP@k, and the Oxford/Paris protocols (classic and revisited): vectorised torch that runs where the scores live.
+"""Recall@K for text–image and composed retrieval, AP, mAP@k, the Oxford/Paris protocols, bootstrap verdicts.
 
 Docs: https://objret.github.io/objret/metrics.html.md"""
 
@@ -6,9 +6,12 @@ Docs: https://objret.github.io/objret/metrics.html.md"""
 
 # %% ../nbs/01_metrics.ipynb #19de9524
 from __future__ import annotations
+from dataclasses import dataclass
 from typing import Sequence
+
 import numpy as np
 import torch
+
 from .core import as_ints, as_tensor, batch_slices, check_int
 
 # %% auto #0
@@ -20,7 +23,8 @@ __all__ = ['OXFORD_PROTOCOLS', 'lists_to_mask', 'best_positive_rank', 'recall_at
 def _nonempty(s:torch.Tensor, name:str="scores"):
     "An empty score matrix has nothing to rank: a clear error rather than NaN or an index error deep inside."
     if s.numel() == 0:
-        raise ValueError(f"{name} is empty ({s.shape[0]} queries × {s.shape[1]} items): nothing to rank; check that the queries and the collection are non-empty.")
+        raise ValueError(f"{name} is empty ({s.shape[0]} queries × {s.shape[1]} items): nothing "
+                         "to rank; check that the queries and the collection are non-empty.")
 
 def _check_scores(scores, pos=None, ignore=None):
     "Scores as a finite float tensor, masks as bool on its device, shapes checked."
@@ -28,9 +32,12 @@ def _check_scores(scores, pos=None, ignore=None):
     _nonempty(s)
     out = [s]
     for m, nm in ((pos, "pos"), (ignore, "ignore")):
-        if m is None: out.append(None); continue
+        if m is None:
+            out.append(None)
+            continue
         m = as_tensor(m, nm, ndim=2, dtype=torch.bool, device=s.device)
-        if m.shape != s.shape: raise ValueError(f"{nm} has shape {tuple(m.shape)} but scores has {tuple(s.shape)}; they must match.")
+        if m.shape != s.shape:
+            raise ValueError(f"{nm} has shape {tuple(m.shape)} but scores has {tuple(s.shape)}; they must match.")
         out.append(m)
     return out
 
@@ -40,9 +47,11 @@ def lists_to_mask(lists:Sequence[Sequence[int]], # for each query, the item indi
                  ) -> torch.Tensor:
     "A `(len(lists), n_items)` boolean mask with `True` at each query's listed items."
     rows = np.repeat(np.arange(len(lists)), [len(l) for l in lists])
-    cols = np.concatenate([as_ints(l, f"lists[{q}]").reshape(-1).numpy() for q, l in enumerate(lists)]) if len(lists) else np.zeros(0, np.int64)
+    cols = np.concatenate([as_ints(l, f"lists[{q}]").reshape(-1).numpy() for q,
+                           l in enumerate(lists)]) if len(lists) else np.zeros(0, np.int64)
     if len(cols) and (cols.min() < 0 or cols.max() >= n_items):
-        raise IndexError(f"lists_to_mask: item index {int(cols.max() if cols.max() >= n_items else cols.min())} is outside [0, {n_items}).")
+        raise IndexError(f"lists_to_mask: item index {int(cols.max() if cols.max() >= n_items else cols.min())} "
+                         f"is outside [0, {n_items}).")
     m = torch.zeros(len(lists), n_items, dtype=torch.bool, device=device)
     m[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = True
     return m
@@ -96,15 +105,19 @@ def topk_recall(retrieved, # (Q, K) retrieved item ids, best first (-1 for none)
 def text_image_ranks(sims, # (n_images, n_texts) image–text similarity
                      text_image, # (n_texts,) index of each text's image
                      batch_size:int=1024, # query rows scored at a time
-                    ) -> tuple[torch.Tensor, torch.Tensor]: # image→text (n_images,), text→image (n_texts,) 0-based ranks
+                    # image→text (n_images,), text→image (n_texts,) 0-based ranks
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     "Per query, the 0-based rank of its best positive, in both directions (-1: a query without positive)."
-    sims = as_tensor(sims, "sims", ndim=2, finite=True); _nonempty(sims, "sims")
+    sims = as_tensor(sims, "sims", ndim=2, finite=True)
+    _nonempty(sims, "sims")
     ti = as_ints(text_image, "text_image", ndim=1, device=sims.device)
     n_img, n_txt = sims.shape
     if len(ti) != n_txt: raise ValueError(f"text_image has {len(ti)} entries but sims has {n_txt} text columns.")
-    if len(ti) and (ti.min() < 0 or ti.max() >= n_img): raise ValueError(f"text_image holds indices outside [0, {n_img}).")
+    if len(ti) and (ti.min() < 0 or ti.max() >= n_img):
+        raise ValueError(f"text_image holds indices outside [0, {n_img}).")
     img = torch.arange(n_img, device=sims.device)
-    t2i = torch.cat([best_positive_rank(sims[:, sl].T, ti[sl, None] == img[None]) for sl in batch_slices(n_txt, batch_size)])
+    t2i = torch.cat([best_positive_rank(sims[:, sl].T, ti[sl, None] == img[None])
+                     for sl in batch_slices(n_txt, batch_size)])
     i2t = torch.cat([best_positive_rank(sims[sl], img[sl, None] == ti[None]) for sl in batch_slices(n_img, batch_size)])
     return i2t, t2i
 
@@ -126,7 +139,9 @@ def _encode_labels(*label_lists):
     allv = np.concatenate([np.asarray(l, dtype=object).ravel() for l in label_lists])
     _, inv = np.unique(allv.astype(str), return_inverse=True)
     out, i = [], 0
-    for l in label_lists: out.append(torch.as_tensor(inv[i:i + len(l)], dtype=torch.long)); i += len(l)
+    for l in label_lists:
+        out.append(torch.as_tensor(inv[i:i + len(l)], dtype=torch.long))
+        i += len(l)
     return out
 
 def caption_match_ranks(scores, # (Q, N) query–gallery scores
@@ -136,14 +151,17 @@ def caption_match_ranks(scores, # (Q, N) query–gallery scores
                         batch_size:int=1024, # query rows scored at a time
                        ) -> torch.Tensor: # (Q,) 0-based rank of the first item with the target's label (-1: none)
     "Per composed query, the rank of its first hit (an item whose label equals the target's)."
-    s = as_tensor(scores, "scores", ndim=2, finite=True); _nonempty(s)
+    s = as_tensor(scores, "scores", ndim=2, finite=True)
+    _nonempty(s)
     Q, N = s.shape
     if len(query_labels) != Q or len(gallery_labels) != N:
-        raise ValueError(f"scores is {Q}×{N} but there are {len(query_labels)} query labels and {len(gallery_labels)} gallery labels.")
+        raise ValueError(f"scores is {Q}×{N} but there are {len(query_labels)} "
+                         f"query labels and {len(gallery_labels)} gallery labels.")
     ql, gl = (t.to(s.device) for t in _encode_labels(query_labels, gallery_labels))
     qi = None if query_items is None else as_ints(query_items, "query_items", ndim=1, device=s.device)
     cols = torch.arange(N, device=s.device)
-    return torch.cat([best_positive_rank(s[sl], ql[sl, None] == gl[None], None if qi is None else qi[sl, None] == cols[None])
+    return torch.cat([best_positive_rank(s[sl], ql[sl, None] == gl[None],
+                                         None if qi is None else qi[sl, None] == cols[None])
                       for sl in batch_slices(Q, batch_size)])
 
 def caption_match_recall(scores, query_labels, gallery_labels, query_items=None,
@@ -235,44 +253,52 @@ def oxford_ap(scores, # (Q, N) query–database scores
               protocol:str="classic", # "classic", or revisited "easy", "medium", "hard"
              ) -> torch.Tensor: # (Q,) AP in [0, 1], NaN for a query without positives
     "Per query, the trapezoid-rule AP of the Oxford/Paris protocol (classic or revisited E/M/H)."
-    if protocol not in OXFORD_PROTOCOLS: raise ValueError(f"protocol={protocol!r}; use one of {list(OXFORD_PROTOCOLS)}.")
-    s = as_tensor(scores, "scores", ndim=2, finite=True); _nonempty(s)
+    if protocol not in OXFORD_PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r}; use one of {list(OXFORD_PROTOCOLS)}.")
+    s = as_tensor(scores, "scores", ndim=2, finite=True)
+    _nonempty(s)
     if len(gnd) != len(s): raise ValueError(f"gnd has {len(gnd)} queries but scores has {len(s)} rows.")
     pk, jk = OXFORD_PROTOCOLS[protocol]
     have = set().union(*(g.keys() for g in gnd)) if len(gnd) else set()
-    if not have & set(pk): raise KeyError(f"protocol {protocol!r} needs ground-truth keys {pk}; gnd has {sorted(have)}.")
-    lists = lambda keys: [np.concatenate([as_ints(g.get(k, []), f"gnd[{q}][{k!r}]").reshape(-1).numpy() for k in keys]) for q, g in enumerate(gnd)]
+    if not have & set(pk):
+        raise KeyError(f"protocol {protocol!r} needs ground-truth keys {pk}; gnd has {sorted(have)}.")
+    lists = lambda keys: [np.concatenate([as_ints(g.get(k, []), f"gnd[{q}][{k!r}]").reshape(-1).numpy() for k in keys])
+                          for q, g in enumerate(gnd)]
     pos = lists_to_mask(lists(pk), s.shape[1], s.device)
     junk = lists_to_mask(lists(jk), s.shape[1], s.device) & ~pos
     return trapezoid_ap(s, pos, junk)
 
-def oxford_map(scores, gnd:Sequence[dict], protocol:str="classic") -> dict: # {"mAP": %, "n_skipped": queries without positives}
+# {"mAP": %, "n_skipped": queries without positives}
+def oxford_map(scores, gnd:Sequence[dict], protocol:str="classic") -> dict:
     "mAP of the Oxford/Paris protocol (classic or revisited E/M/H), trapezoid-rule AP."
     return _mean(oxford_ap(scores, gnd, protocol), "mAP")
 
 # %% ../nbs/01_metrics.ipynb #ef406ab5
-from dataclasses import dataclass
-
 def paired_bootstrap(a, # (n,) per-query values of the claimed better method
                      b, # (n,) per-query values of the other, on the same queries
                      n_boot:int=10_000, # bootstrap resamples
                      level:float=0.95, # confidence level of the interval
                      seed:int=0,
-                     groups=None, # (n,) cluster of each query (e.g. the image of each caption): clusters are resampled whole
-                    ) -> tuple[float, float, float, int]: # observed mean difference, interval low, high, and queries used
+                     # (n,) cluster of each query (e.g. the image of each caption): clusters are resampled whole
+                     groups=None,
+                    # observed mean difference, interval low, high, and queries used
+                    ) -> tuple[float, float, float, int]:
     "Percentile interval of the mean of a − b by a seeded paired bootstrap over queries (or over their clusters)."
     a, b = (as_tensor(x, n, ndim=1, dtype=torch.float64) for x, n in ((a, "a"), (b, "b")))
-    if len(a) != len(b): raise ValueError(f"{len(a)} and {len(b)} per-query values: a paired test needs the same queries.")
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} and {len(b)} per-query values: a paired test needs the same queries.")
     ok = ~(a.isnan() | b.isnan())
     d = (a - b)[ok]
     if len(d) == 0: raise ValueError("paired_bootstrap: no query has a value for both methods.")
-    g = torch.arange(len(d)) if groups is None else torch.unique(as_ints(groups, "groups", ndim=1)[ok], return_inverse=True)[1]
+    if groups is None: g = torch.arange(len(d))
+    else: g = torch.unique(as_ints(groups, "groups", ndim=1)[ok], return_inverse=True)[1]
     sums, cnt = torch.zeros(int(g.max()) + 1, dtype=torch.float64).index_add_(0, g, d), torch.bincount(g).double()
     G, gen, means = len(cnt), torch.Generator().manual_seed(seed), []
     for s in batch_slices(check_int(n_boot, "n_boot", min=100), 1000):
         pick = torch.randint(0, G, (s.stop - s.start, G), generator=gen)
         means.append(sums[pick].sum(1) / cnt[pick].sum(1))
-    lo, hi = torch.quantile(torch.cat(means), torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
+    lo, hi = torch.quantile(torch.cat(means),
+                            torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
     return float(d.mean()), lo, hi, int(len(d))
 
 @dataclass
@@ -280,7 +306,8 @@ class Verdict:
     "A claimed improvement, tested: the observed difference, its bootstrap interval, and what they allow one to say."
     claim: str          # "OPEN > PreTrain-linear-prob on t2i R@1"
     delta: float        # observed mean difference (points)
-    lo: float; hi: float  # the interval
+    lo: float
+    hi: float  # the interval
     n: int              # queries
     level: float = 0.95
     smoke: str|None = None  # why this run is not the protocol (a smoke run), if it is not
@@ -290,13 +317,13 @@ class Verdict:
         if self.hi < 0: return "does NOT hold"
         return f"not resolved at this size (n = {self.n})"
     def __str__(self):
-        s = (f"claim: {self.claim}; observed Δ = {self.delta:+.2f}, {100 * self.level:.0f} % CI [{self.lo:+.2f}, {self.hi:+.2f}], "
-             f"n = {self.n} queries → {self.verdict}")
+        s = (f"claim: {self.claim}; observed Δ = {self.delta:+.2f}, {100 * self.level:.0f} "
+             f"% CI [{self.lo:+.2f}, {self.hi:+.2f}], n = {self.n} queries → {self.verdict}")
         return s + (f" — {self.smoke}" if self.smoke else "")
     def row(self) -> dict:
         "The verdict as a table row (for CSV)."
-        return {"claim": self.claim, "delta": self.delta, "ci_low": self.lo, "ci_high": self.hi, "level": self.level, "n": self.n,
-                "verdict": self.verdict, "smoke": self.smoke or ""}
+        return {"claim": self.claim, "delta": self.delta, "ci_low": self.lo, "ci_high": self.hi, "level": self.level,
+                "n": self.n, "verdict": self.verdict, "smoke": self.smoke or ""}
 
 def claim(better, # (n,) per-query values of the claimed better method (in the table's units, e.g. AP in points)
           other, # (n,) per-query values of the method it is claimed to beat, same queries

@@ -1,4 +1,4 @@
-"""The decoder block that fuses an image's region embeddings into its CLIP embedding, trained with symmetric InfoNCE on frozen CLIP features; the linear-probe and query-dependent baselines; and the timing of both inference modes.
+"""OPEN's decoder fusing region embeddings into CLIP's, its linear-probe and query-dependent baselines, timings.
 
 Docs: https://objret.github.io/objret/open.html.md"""
 
@@ -7,28 +7,35 @@ Docs: https://objret.github.io/objret/open.html.md"""
 # %% ../nbs/21_open.ipynb #69f4510a
 from __future__ import annotations
 import math, time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from .backbones import Clip, encode_texts
-from .core import as_tensor, batch_slices, batched, get_device, save_atomic, seed_everything, step_generator
+from .backbones import Clip, TINY_DETECTORS, create_clip, encode_texts
+from .core import (as_tensor, batch_slices, batched, check_choice, config_digest, digest, get_device, load_pt,
+                         objret_home, save_atomic, seed_everything, stable_repr, state_digest, step_generator)
+from .data import CaptionSet, ImageDataset, load_captions, load_dataset, load_instances
 from .index import VectorIndex
 from .metrics import Verdict, claim, text_image_ranks, text_image_recall
-from .train import clip_loss, fit
+from .regions import (DETECTORS, RegionSet, background_regions, covered_share, embed_images_and_regions,
+                            filter_regions, gt_regions, load_detections, random_regions, region_tensors,
+                            torchvision_detector, torchvision_regions)
+from .synth import SIZE_EDGES, WorldConfig, object_world
+from .train import (Schedule, TinyClipConfig, TinyDetectorConfig, caption_world, check_tiny, clip_loss,
+                          finish_run, fit, start_run, tiny_clip, trained_dir, trained_or_train)
 
 # %% auto #0
 __all__ = ['MOVES', 'RECALL_COLUMNS', 'SIZE_GROUPS', 'OpenDecoder', 'LinearProbe', 'OpenModel', 'OpenFeatures', 'open_features',
            'train_open', 'embed_open', 'open_recall', 'open_ranks', 'QueryDependentScorer', 'inference_times',
-           'head_captions', 'load_caption_split', 'check_regions_spec', 'regions_for', 'check_open_params',
+           'head_captions', 'load_caption_split', 'check_regions_spec', 'regions_for', 'OpenRun', 'OpenResult',
            'open_experiment', 'TinyOpenConfig', 'load_open_model', 'tiny_open_regions', 'train_tiny_open', 'tiny_open',
-           't2i_hits', 'open_gain', 'open_report', 'plot_open', 'open_views', 'gain_by_object_size', 'reason_ablation',
-           'open_ablation', 'plot_open_ablation']
+           't2i_hits', 'open_gain', 'open_report', 'gain_by_object_size', 'reason_ablation', 'open_ablation']
 
 # %% ../nbs/21_open.ipynb #56449a13
 class OpenDecoder(nn.Module):
@@ -40,13 +47,16 @@ class OpenDecoder(nn.Module):
         self.ln_q, self.ln_kv = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.ffn = nn.Sequential(nn.Linear(dim, int(dim * mlp_ratio)), nn.GELU(), nn.Linear(int(dim * mlp_ratio), dim))
-        for lin in (self.attn.out_proj, self.ffn[2]): nn.init.zeros_(lin.weight); nn.init.zeros_(lin.bias)  # starts as the identity
+        for lin in (self.attn.out_proj, self.ffn[2]):  # starts as the identity
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
     def forward(self, I:torch.Tensor, # (B, E) global image embeddings
                 X:torch.Tensor, # (B, R, E) region embeddings
                 pad:torch.Tensor|None=None, # (B, R) True where X is padding
                ) -> torch.Tensor: # (B, E), L2-normalised
         if X.ndim != 3 or X.shape[0] != I.shape[0] or X.shape[2] != I.shape[1]:
-            raise ValueError(f"regions X {tuple(X.shape)} do not match images I {tuple(I.shape)}; expected ({I.shape[0]}, R, {I.shape[1]}).")
+            raise ValueError(f"regions X {tuple(X.shape)} do not match images I "
+                             f"{tuple(I.shape)}; expected ({I.shape[0]}, R, {I.shape[1]}).")
         if pad is not None and pad.all(1).any():
             b = int(pad.all(1).nonzero()[0])
             raise ValueError(f"image {b} has no unpadded region; give region-less images their global embedding "
@@ -56,17 +66,21 @@ class OpenDecoder(nn.Module):
         Y = I + a[:, 0]
         return F.normalize(Y + self.ffn(Y), dim=-1)
     @torch.no_grad()
-    def attention(self, I:torch.Tensor, X:torch.Tensor, pad:torch.Tensor|None=None) -> torch.Tensor: # (B, R), rows sum to 1
+    # (B, R), rows sum to 1
+    def attention(self, I:torch.Tensor, X:torch.Tensor, pad:torch.Tensor|None=None) -> torch.Tensor:
         "How much the image embedding attends to each region (averaged over heads): what OPEN fuses, region by region."
         kv = self.ln_kv(X)
-        return self.attn(self.ln_q(I)[:, None], kv, kv, key_padding_mask=pad, need_weights=True, average_attn_weights=True)[1][:, 0]
+        return self.attn(self.ln_q(I)[:, None], kv, kv, key_padding_mask=pad, need_weights=True,
+                         average_attn_weights=True)[1][:, 0]
 
 # %% ../nbs/21_open.ipynb #eabe09ca
 class LinearProbe(nn.Module):
     "A linear layer on frozen embeddings (identity at start), output L2-normalised."
     def __init__(self, dim:int):
-        super().__init__(); self.lin = nn.Linear(dim, dim)
-        nn.init.eye_(self.lin.weight); nn.init.zeros_(self.lin.bias)
+        super().__init__()
+        self.lin = nn.Linear(dim, dim)
+        nn.init.eye_(self.lin.weight)
+        nn.init.zeros_(self.lin.bias)
     def forward(self, x, *_): return F.normalize(self.lin(x), dim=-1)
 
 class OpenModel(nn.Module):
@@ -99,9 +113,11 @@ class OpenFeatures:
         N = len(self.glob)
         if self.X.shape[0] != N or self.pad.shape != self.X.shape[:2]:
             raise ValueError(f"{name}: {N} images but regions {tuple(self.X.shape)} and mask {tuple(self.pad.shape)}.")
-        if len(self.text) != len(self.text_image): raise ValueError(f"{name}: {len(self.text)} captions but {len(self.text_image)} caption→image indices.")
+        if len(self.text) != len(self.text_image):
+            raise ValueError(f"{name}: {len(self.text)} captions but {len(self.text_image)} caption→image indices.")
         if len(self.text_image) and (self.text_image.min() < 0 or self.text_image.max() >= N):
-            raise ValueError(f"{name}: caption→image indices must lie in 0..{N - 1}; found {int(self.text_image.min())}..{int(self.text_image.max())}.")
+            raise ValueError(f"{name}: caption→image indices must lie in 0..{N - 1}; found "
+                             f"{int(self.text_image.min())}..{int(self.text_image.max())}.")
         for k in ("glob", "X", "text"): as_tensor(getattr(self, k), f"{name}.{k}", finite=True)
         return self
 
@@ -113,15 +129,19 @@ def open_features(clip:Clip, # the frozen CLIP
                   batch_size:int=128,
                   max_regions:int|None=None, # regions kept per image (highest scores)
                   num_workers:int=0,
-                  glob:torch.Tensor|None=None, # (N, E) the images' embeddings, when known: only the regions are embedded
+                  # (N, E) the images' embeddings, when known: only the regions are embedded
+                  glob:torch.Tensor|None=None,
                   text:torch.Tensor|None=None, # (T, E) the captions' embeddings, when known
                  ) -> OpenFeatures:
     "Global, region and caption embeddings of a caption set from a frozen CLIP."
-    from objret.regions import embed_images_and_regions, region_tensors
-    if len(regions) != len(caps): raise ValueError(f"regions for {len(regions)} images but the caption set has {len(caps)}.")
+    if len(regions) != len(caps):
+        raise ValueError(f"regions for {len(regions)} images but the caption set has {len(caps)}.")
     if len(caps) == 0: raise ValueError("open_features: the caption set is empty.")
-    if glob is not None and len(glob) != len(caps): raise ValueError(f"glob holds {len(glob)} image embeddings but the caption set has {len(caps)} images.")
-    if text is not None and len(text) != len(caps.captions): raise ValueError(f"text holds {len(text)} caption embeddings but the caption set has {len(caps.captions)} captions.")
+    if glob is not None and len(glob) != len(caps):
+        raise ValueError(f"glob holds {len(glob)} image embeddings but the caption set has {len(caps)} images.")
+    if text is not None and len(text) != len(caps.captions):
+        raise ValueError(f"text holds {len(text)} caption embeddings but the "
+                         f"caption set has {len(caps.captions)} captions.")
     g, emb = embed_images_and_regions(clip, caps.root, caps.files, regions, batch_size, num_workers, whole=glob is None)
     glob = g if glob is None else glob
     X, pad = region_tensors(emb, regions, glob, max_regions)
@@ -141,30 +161,34 @@ def train_open(model:OpenModel, # OPEN (regions=True) or the linear probe (regio
     "Train an `OpenModel`'s image and text sides with symmetric InfoNCE on frozen features."
     feats.check("training features")
     if len(feats) < 2: raise ValueError(f"training needs at least 2 images, got {len(feats)}.")
-    dev = get_device(device); model.to(dev)
+    dev = get_device(device)
+    model.to(dev)
     bs = min(batch_size, len(feats))
     per_epoch = len(feats) // bs
     caps_of = [[] for _ in range(len(feats))]
     for t, i in enumerate(feats.text_image.tolist()): caps_of[i].append(t)
     has = torch.tensor([len(c) > 0 for c in caps_of])
     if not has.all(): raise ValueError(f"{int((~has).sum())} training image(s) have no caption.")
-    start = torch.tensor([c[0] for c in caps_of]); n_caps = torch.tensor([len(c) for c in caps_of])
+    start = torch.tensor([c[0] for c in caps_of])
+    n_caps = torch.tensor([len(c) for c in caps_of])
     glob, X, pad, text = (t.to(dev) for t in (feats.glob, feats.X, feats.pad, feats.text))
     def step(s):
         g = step_generator(seed, s // per_epoch)
         perm = torch.randperm(len(feats), generator=g)
         idx = perm[(s % per_epoch) * bs:(s % per_epoch + 1) * bs]
-        cap = start[idx] + (torch.rand(len(idx), generator=torch.Generator().manual_seed(seed + 7 * s)) * n_caps[idx]).long()
+        cap = start[idx] + (torch.rand(len(idx), generator=torch.Generator().manual_seed(seed + 7 * s))
+                            * n_caps[idx]).long()
         idx, cap = idx.to(dev), cap.to(dev)
         img = model.encode_image(glob[idx], X[idx], pad[idx])
         return {"loss": clip_loss(img, model.encode_text(text[cap]), model.logit_scale.clamp(max=math.log(100)))}
-    return fit(model, step, epochs * per_epoch, lr, weight_decay, warmup=min(50, per_epoch), ckpt=ckpt,
+    return fit(model, step, Schedule(epochs * per_epoch, lr, weight_decay, warmup=min(50, per_epoch)), ckpt=ckpt,
                ckpt_every=per_epoch, desc="OPEN" if model.regions else "linear probe")
 
 @torch.no_grad()
 def embed_open(model:OpenModel, feats:OpenFeatures, batch_size:int=1024) -> tuple[torch.Tensor, torch.Tensor]:
     "Query-agnostic image embeddings (N, E) and text embeddings (T, E), on CPU."
-    model.eval(); dev = next(model.parameters()).device
+    model.eval()
+    dev = next(model.parameters()).device
     img = torch.cat([model.encode_image(feats.glob[s].to(dev), feats.X[s].to(dev), feats.pad[s].to(dev)).cpu()
                      for s in batch_slices(len(feats), batch_size)])
     txt = torch.cat([model.encode_text(t.to(dev)).cpu() for t in batched(feats.text, batch_size)])
@@ -176,7 +200,8 @@ def open_recall(model:OpenModel|None, feats:OpenFeatures) -> dict:
     return text_image_recall(img @ txt.T, feats.text_image)
 
 def open_ranks(model:OpenModel|None, feats:OpenFeatures) -> dict:
-    "Per query, the 0-based rank of its first right answer: `i2t` (per image) and `t2i` (per caption); `model=None` is zero-shot CLIP."
+    """Per query, the 0-based rank of its first right answer: `i2t` (per image) and `t2i` (per caption); `model=None` is
+    zero-shot CLIP."""
     img, txt = (feats.glob, feats.text) if model is None else embed_open(model, feats)
     i2t, t2i = text_image_ranks(img @ txt.T, feats.text_image)
     return {"i2t": i2t, "t2i": t2i}
@@ -185,7 +210,8 @@ def open_ranks(model:OpenModel|None, feats:OpenFeatures) -> dict:
 class QueryDependentScorer(nn.Module):
     "A cross-attention block from a caption to one image's regions, scored against the image: one pass per pair."
     def __init__(self, dim:int, heads:int=8):
-        super().__init__(); self.block = OpenDecoder(dim, heads)
+        super().__init__()
+        self.block = OpenDecoder(dim, heads)
     @torch.no_grad()
     def forward(self, T:torch.Tensor, # (Q, E) caption embeddings
                 glob:torch.Tensor, # (N, E) image embeddings
@@ -216,189 +242,291 @@ def inference_times(model:OpenModel, # a trained OPEN
                     repeat:int=5, # query-agnostic runs per size (the best counts); the query-dependent one runs once
                    ) -> pd.DataFrame: # one row per size: images, captions, seconds of each mode, ratio
     "Wall time of query-agnostic (OPEN) and query-dependent retrieval of every caption over collections of `sizes`."
-    dev = get_device(device); model.to(dev).eval(); scorer.to(dev).eval()
+    dev = get_device(device)
+    model.to(dev).eval()
+    scorer.to(dev).eval()
     rows = []
     if max(sizes) > len(feats): raise ValueError(f"collection size {max(sizes)} > the {len(feats)} images available.")
-    warm = feats.subset(min(sizes)); scorer(warm.text[:1].to(dev), warm.glob.to(dev), warm.X.to(dev), warm.pad.to(dev))
+    warm = feats.subset(min(sizes))
+    scorer(warm.text[:1].to(dev), warm.glob.to(dev), warm.X.to(dev), warm.pad.to(dev))
     for n in sizes:
         f = feats.subset(n)
         glob, X, pad, T = (t.to(dev) for t in (f.glob, f.X, f.pad, f.text))
         def agnostic():
-            _sync(dev); t0 = time.perf_counter()
+            _sync(dev)
+            t0 = time.perf_counter()
             index = VectorIndex(glob.shape[1], device=device, normalize=False)         # offline: once per image
             index.add(torch.cat([model.encode_image(glob[s], X[s], pad[s]) for s in batch_slices(n, 1024)]))
-            index.search(model.encode_text(T), min(k, n)); _sync(dev)                  # online: text layer + search
+            index.search(model.encode_text(T), min(k, n))
+            _sync(dev)  # online: text layer + search
             return time.perf_counter() - t0
-        t_agn = min(agnostic() for _ in range(repeat))          # a few ms: the best of `repeat` runs (warm faiss, allocator)
-        _sync(dev); t0 = time.perf_counter()
-        scorer(T, glob, X, pad).topk(min(k, n), dim=1); _sync(dev)
+        # a few ms: the best of `repeat` runs (warm faiss, allocator)
+        t_agn = min(agnostic() for _ in range(repeat))
+        _sync(dev)
+        t0 = time.perf_counter()
+        scorer(T, glob, X, pad).topk(min(k, n), dim=1)
+        _sync(dev)
         t_dep = time.perf_counter() - t0
-        rows.append({"images": n, "captions": len(T), "query_agnostic_s": t_agn, "query_dependent_s": t_dep, "ratio": t_dep / t_agn})
+        rows.append({"images": n, "captions": len(T), "query_agnostic_s": t_agn, "query_dependent_s": t_dep,
+                     "ratio": t_dep / t_agn})
     return pd.DataFrame(rows)
 
 # %% ../nbs/21_open.ipynb #9e363204
-def head_captions(caps, n:int|None):
+def head_captions(caps:CaptionSet, # a caption set
+                  n:int|None, # images kept (None: all)
+                 ) -> CaptionSet:
     "The first `n` images of a caption set and their captions."
-    from dataclasses import replace
     if n is None or n >= len(caps): return caps
     keep = caps.text_image < n
-    return replace(caps, files=caps.files[:n], captions=[c for c, k in zip(caps.captions, keep.tolist()) if k], text_image=caps.text_image[keep])
+    return replace(caps, files=caps.files[:n], captions=[c for c, k in zip(caps.captions, keep.tolist()) if k],
+                   text_image=caps.text_image[keep])
 
-def _image_sizes(caps) -> torch.Tensor:
-    from PIL import Image
+def _image_sizes(caps:CaptionSet) -> torch.Tensor:
+    "Each image's (height, width), from the files' headers."
     out = []
     for f in caps.files:
         with Image.open(caps.root/f) as im: out.append((im.height, im.width))
     return torch.tensor(out).reshape(-1, 2)
 
+def _synthetic_split(split:str, max_images:int|None, markings:float|None) -> tuple[CaptionSet, Path]:
+    "A split of the synthetic caption world: the tiny CLIP's own, or its scenes with other markings."
+    cfg = TinyClipConfig() if markings is None else replace(TinyClipConfig(), markings=markings)
+    wcfg = WorldConfig(markings=cfg.markings)
+    if max_images is not None: world = object_world(max_images, max_images, max_images, seed=cfg.world_seed, cfg=wcfg)
+    elif cfg == TinyClipConfig():  # the tiny CLIP's own world, made once for every split
+        world = caption_world(cfg)
+    else:  # other markings
+        world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, cfg=wcfg, splits=[split])
+    return head_captions(load_captions(world/"captions.json", world/"images", split), max_images), world
+
 def load_caption_split(dataset:str, data_root, split:str, max_images:int|None=None, ann_file=None, images_dir=None,
-                       markings:float|None=None, # synthetic world: share of objects with a fine marking (None: the tiny CLIP's world)
-                      ):
-    "A caption split of the synthetic world, Flickr30K or MSCOCO (Karpathy; or any Karpathy-format file + images folder), optionally cut to its first images."
-    from dataclasses import replace
-    from objret.data import open_dataset
-    from objret.synth import WorldConfig, object_world
-    from objret.train import TinyClipConfig, caption_world
-    if dataset == "synthetic":
-        from objret.data import load_captions
-        cfg = TinyClipConfig() if markings is None else replace(TinyClipConfig(), markings=markings)
-        if max_images is not None: world = object_world(max_images, max_images, max_images, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings))
-        elif cfg == TinyClipConfig(): world = caption_world(cfg)         # the tiny CLIP's own world, made once for every split
-        else: world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings), splits=[split])   # its scenes, other markings: the split asked for
-        return head_captions(load_captions(world/"captions.json", world/"images", split), max_images), world
-    if markings is not None: raise ValueError(f"markings={markings}: a knob of the synthetic world, not of {dataset!r}; leave it None.")
+                       # synthetic world: share of objects with a fine marking (None: the tiny CLIP's world)
+                       markings:float|None=None,
+                      ) -> tuple[CaptionSet, Path]: # the captions, and the folder their data lives in
+    """A caption split of the synthetic world, Flickr30K or MSCOCO (Karpathy; or any Karpathy-format file + images
+    folder), optionally cut to its first images."""
+    if dataset == "synthetic": return _synthetic_split(split, max_images, markings)
+    if markings is not None:
+        raise ValueError(f"markings={markings}: a knob of the synthetic world, not of {dataset!r}; leave it None.")
     if dataset not in ("flickr30k", "coco"): raise ValueError(f"dataset={dataset!r}: use synthetic, flickr30k or coco.")
-    if data_root is None and ann_file is None: raise ValueError(f"dataset={dataset!r} needs data_root (see objret.data.DATASETS), or ann_file and images_dir.")
-    caps = open_dataset("flickr30k" if dataset == "flickr30k" else "coco_karpathy", data_root, split, ann_file, images_dir)
+    if data_root is None and ann_file is None:
+        raise ValueError(f"dataset={dataset!r} needs data_root (see objret.data.DATASETS), or ann_file and images_dir.")
+    name = "flickr30k" if dataset == "flickr30k" else "coco_karpathy"
+    caps = load_dataset(name, data_root, split, ann_file, images_dir)
     return head_captions(caps, max_images), Path(data_root if data_root is not None else images_dir)
 
+# %% ../nbs/21_open.ipynb #dc87388b
 def check_regions_spec(spec:str) -> str:
     "A region source OPEN can use: 'gt', a torchvision detector name, or a detections JSON file pattern."
-    from objret.regions import DETECTORS
     if not isinstance(spec, str) or not (spec == "gt" or spec in DETECTORS or spec.endswith(".json")):
-        raise ValueError(f"regions={spec!r}: use 'gt', a torchvision detector {DETECTORS}, or a detections file 'dets_{{split}}.json'.")
+        raise ValueError(f"regions={spec!r}: use 'gt', a torchvision detector "
+                         f"{DETECTORS}, or a detections file 'dets_{{split}}.json'.")
     return spec
 
-def regions_for(spec:str, caps, dataset:str, root:Path, split:str, detector_weights=None, device:str="auto"):
-    "The regions of a caption split's images from a named source (see `open_experiment`)."
-    from objret.data import ImageDataset, load_instances
-    from objret.core import fingerprint, load_pt, objret_home, save_atomic, state_digest
-    from objret.regions import DETECTORS, RegionSet, gt_regions, load_detections, torchvision_detector, torchvision_regions
-    if spec == "gt":
-        if dataset == "synthetic": return gt_regions(load_instances(root/f"instances_{split}.json", root/"images"), caps.files)
-        if dataset == "coco":
-            objs = [load_instances(root/f"annotations/instances_{s}2014.json", root/f"{s}2014") for s in ("train", "val")
-                    if (root/f"annotations/instances_{s}2014.json").is_file()]
-            if not objs: raise FileNotFoundError(f"regions='gt' on COCO needs {root}/annotations/instances_{{train,val}}2014.json.")
-            base = [Path(f).name for f in caps.files]
-            for o in objs:
-                if set(base) <= set(o.files): return gt_regions(o, base)
-            raise ValueError("regions='gt': some Karpathy COCO images are in neither instances file; use a detector.")
-        raise ValueError(f"regions='gt' needs instance boxes; {dataset} has none here: use a detector name {DETECTORS} or a detections file.")
-    if spec in DETECTORS:
-        det = torchvision_detector(spec, detector_weights, device)
-        f = objret_home("features", "regions", create=False)/f"{fingerprint(spec, state_digest(det), caps.files)}.pt"   # keyed on weights and images
-        if detector_weights is not None and f.is_file():
-            c = load_pt(f, "detections cache"); return RegionSet(c["boxes"], c["box_image"], c["scores"], c["labels"], c["sizes"])
-        r = torchvision_regions(ImageDataset(caps.root, caps.files), det)
-        if detector_weights is not None: save_atomic(vars(r), f)
-        return r
-    if spec.endswith(".json"):
-        return load_detections(spec.format(split=split), caps.files, _image_sizes(caps))
-    raise ValueError(f"regions={spec!r}: use 'gt', a torchvision detector {DETECTORS}, or a detections file 'dets_{{split}}.json'.")
+def _gt_regions(caps:CaptionSet, dataset:str, root:Path, split:str) -> RegionSet:
+    "The data set's own boxes: the synthetic world's, or COCO's instances files."
+    if dataset == "synthetic":
+        return gt_regions(load_instances(root/f"instances_{split}.json", root/"images"), caps.files)
+    if dataset != "coco":
+        raise ValueError(f"regions='gt' needs instance boxes; {dataset} has none here: "
+                         f"use a detector name {DETECTORS} or a detections file.")
+    objs = [load_instances(root/f"annotations/instances_{s}2014.json", root/f"{s}2014") for s in ("train", "val")
+            if (root/f"annotations/instances_{s}2014.json").is_file()]
+    if not objs:
+        raise FileNotFoundError(f"regions='gt' on COCO needs {root}/annotations/instances_{{train,val}}2014.json.")
+    base = [Path(f).name for f in caps.files]
+    for o in objs:
+        if set(base) <= set(o.files): return gt_regions(o, base)
+    raise ValueError("regions='gt': some Karpathy COCO images are in neither instances file; use a detector.")
+
+def _detected_regions(spec:str, caps:CaptionSet, detector_weights, device:str) -> RegionSet:
+    """A torchvision detector's regions, cached under `OBJRET_HOME` keyed on its weights and the images (trained weights
+    only)."""
+    det = torchvision_detector(spec, detector_weights, device)
+    f = objret_home("features", "regions", create=False)/f"{digest(spec, state_digest(det), caps.files)}.pt"
+    if detector_weights is not None and f.is_file():
+        c = load_pt(f, "detections cache")
+        return RegionSet(c["boxes"], c["box_image"], c["scores"], c["labels"], c["sizes"])
+    r = torchvision_regions(ImageDataset(caps.root, caps.files), det)
+    if detector_weights is not None: save_atomic(vars(r), f)
+    return r
+
+def regions_for(spec:str, caps:CaptionSet, dataset:str, root:Path, split:str, detector_weights=None,
+                device:str="auto") -> RegionSet:
+    "The regions of a caption split's images from a named source (see `OpenRun.regions`)."
+    if spec == "gt": return _gt_regions(caps, dataset, root, split)
+    if spec in DETECTORS: return _detected_regions(spec, caps, detector_weights, device)
+    if spec.endswith(".json"): return load_detections(spec.format(split=split), caps.files, _image_sizes(caps))
+    raise ValueError(f"regions={spec!r}: use 'gt', a torchvision detector "
+                     f"{DETECTORS}, or a detections file 'dets_{{split}}.json'.")
 
 # %% ../nbs/21_open.ipynb #a2c83f7c
-MOVES = {None: "", "random": " moved to random places", "background": " moved off the objects"}   # OPEN's region controls
+# OPEN's region controls
+MOVES = {None: "", "random": " moved to random places", "background": " moved off the objects"}
+RECALL_COLUMNS = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"]
 
-def check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file=None, markings=None):
-    "Every parameter of an OPEN run checked before any work: an unknown name or an impossible size is a clear error."
-    from objret.core import check_choice
-    from objret.train import check_tiny
-    check_choice(dataset, ["synthetic", "flickr30k", "coco"], "dataset")
-    if dataset != "synthetic" and data_root is None and ann_file is None: raise ValueError(f"dataset={dataset!r} needs data_root (or ann_file and images_dir).")
-    if pretrained == "objret": check_tiny(model, "clip")
-    check_regions_spec(regions)
-    if not 0 <= alpha < 1: raise ValueError(f"alpha={alpha}: the area fraction threshold must be in [0, 1).")
-    if max_images is not None and max_images < 2: raise ValueError(f"max_images={max_images}: training and retrieval need at least 2 images per split.")
-    if markings is not None:
-        if dataset != "synthetic": raise ValueError(f"markings={markings}: a knob of the synthetic world, not of {dataset!r}; leave it None.")
-        if not 0 <= markings <= 1: raise ValueError(f"markings={markings}: a share of the objects between 0 and 1.")
+def _share(v, name:str, synthetic:bool):
+    "A share of the objects in [0, 1], on the synthetic world only (or None)."
+    if v is None: return
+    if not synthetic:
+        raise ValueError(f"{name}={v}: a knob of the synthetic world (on the synthetic world only); leave it None.")
+    if not 0 <= v <= 1: raise ValueError(f"{name}={v}: a share of the objects between 0 and 1.")
 
-def open_experiment(dataset:str="synthetic", # synthetic | flickr30k | coco
-                    data_root=None, # the real data set's root
-                    model:str="objret-tiny-vit", # open_clip model name
-                    pretrained="objret", # "objret" (the tiny CLIP), an open_clip tag, a checkpoint file, or None
-                    regions:str="gt", # "gt", a torchvision detector name, or a detections file ("{split}" filled in)
-                    alpha:float=0.0, # OPEN's area filter: keep regions covering more than alpha of the image
-                    max_regions:int|None=10, # regions per image (highest scores)
-                    detector_weights=None, # torchvision detector weights: None, "DEFAULT" or a file
-                    epochs:int=10, batch_size:int=256, lr:float=3e-3, # picked on the synthetic val split by bench/open_val_sweep.py
-                    time_sizes:Sequence[int]|None=(100, 200, 400), # collection sizes for the timing table (None or (): no timing)
-                    device:str="auto",
-                    max_images:int|None=None, # smoke runs: first N images of each split
-                    seed:int=0,
-                    ann_file=None, # real data: a Karpathy-format caption file anywhere (with images_dir), instead of data_root's layout
-                    images_dir=None, # the folder ann_file's file names are relative to
-                    markings:float|None=None, # synthetic world: share of objects with a fine marking (None: the tiny CLIP's world; 0: none)
-                    move_regions:str|None=None, # the controls: None (regions as found), "random" (random places) or "background" (off the objects)
-                    test_markings:float|None=None, # synthetic world: markings of the evaluated split's scenes, when not those of training (the ablation)
-                    split:str="test", # the split evaluated: "test" for the tables, "val" to choose settings
-                   ) -> dict: # table, times, history (DataFrames), info, models, per-query ranks, test features, captions and regions
-    "Train and evaluate zero-shot CLIP, PreTrain-linear-prob and OPEN on a caption set; time both inference modes."
-    from objret.backbones import create_clip
-    from objret.core import fingerprint, load_pt, objret_home, stable_repr, state_digest
-    from objret.core import check_choice
-    from objret.regions import background_regions, covered_share, filter_regions, random_regions
-    from objret.train import TinyClipConfig, tiny_clip
-    check_open_params(dataset, data_root, model, pretrained, regions, alpha, max_images, ann_file, markings)
-    if test_markings is not None and (dataset != "synthetic" or not 0 <= test_markings <= 1):
-        raise ValueError(f"test_markings={test_markings}: a share of the objects between 0 and 1, on the synthetic world only (or None).")
-    check_choice(split, ["test", "val"], "split"); check_choice(move_regions, MOVES, "move_regions")
-    seed_everything(seed)
-    if pretrained == "objret": clip, weights = tiny_clip(TinyClipConfig(model=model), device=device), f"objret tiny CLIP {TinyClipConfig(model=model).key()}"
-    else: clip, weights = create_clip(model, pretrained=pretrained, device=device), str(pretrained)
-    world_markings = (TinyClipConfig().markings if markings is None else markings) if dataset == "synthetic" else None
-    feats, info = {}, dict(dataset=dataset, model=model, pretrained=weights, regions=regions + MOVES[move_regions],
-                           alpha=alpha, device=str(get_device(device)), split=split, markings=world_markings,
-                           test_markings=world_markings if test_markings is None else test_markings)
-    clip_digest, home = state_digest(clip.model), objret_home("features", "open", create=False)   # the cache is keyed on the weights' content
-    for s, part, mk in (("train", "train", markings), (split, "test", markings if test_markings is None else test_markings)):   # features["test"]: the split evaluated
-        caps, root = load_caption_split(dataset, data_root, s, max_images, ann_file, images_dir, mk)
-        found = filter_regions(regions_for(regions, caps, dataset, root, s, detector_weights, device), alpha=alpha)
-        r = found if move_regions is None else (random_regions if move_regions == "random" else background_regions)(found, seed)
-        stats = {f"{part}_regions_per_image": float(r.counts().float().mean()), f"{part}_images_without_regions": int((r.counts() == 0).sum()),
-                 f"{part}_regions_on_objects_%": float(100 * covered_share(r, found).mean()) if len(r.boxes) else float("nan")}
-        gkey = fingerprint("open-global/1", dataset, s, str(caps.root), caps.files, caps.captions, model, clip_digest, stable_repr(clip.preprocess))
-        gf, rf = home/f"{dataset}-{s}-global-{gkey}.pt", home/f"{dataset}-{s}-regions-{fingerprint(gkey, r.boxes, r.box_image, r.scores, max_regions)}.pt"
-        g = load_pt(gf, "OPEN features cache") if pretrained is not None and gf.is_file() else None   # images and captions, shared by every region set
-        x = load_pt(rf, "OPEN features cache") if g is not None and rf.is_file() else None
-        if x is not None: feats[part] = OpenFeatures(g["glob"], x["X"], x["pad"], g["text"], g["text_image"]).check(f"OPEN features cache {rf}")
-        else:
-            feats[part] = open_features(clip, caps, r, max_regions=max_regions, glob=None if g is None else g["glob"], text=None if g is None else g["text"])
-            if pretrained is not None:
-                if g is None: save_atomic({k: getattr(feats[part], k) for k in ("glob", "text", "text_image")}, gf)
-                save_atomic({"X": feats[part].X, "pad": feats[part].pad}, rf)
-        info.update(stats)
-        info[f"{part}_images"], info[f"{part}_captions"] = len(caps), len(caps.captions)
-    info["smoke"] = None if max_images is None else f"smoke run (max_images={max_images}: the first {max_images} images of each split), not the protocol"
-    dim = feats["train"].glob.shape[1]
-    heads = 8 if dim % 8 == 0 else 1
-    seed_everything(seed); probe = OpenModel(dim, regions=False)         # each model seeded right before it is built:
-    seed_everything(seed); opn = OpenModel(dim, regions=True, heads=heads)   # a warm feature cache draws nothing else first
-    hist = pd.concat([train_open(m, feats["train"], epochs, batch_size, lr, seed=seed, device=device).assign(model=name)
+@dataclass(frozen=True)
+class OpenRun:
+    """Everything an OPEN run takes — data, CLIP, regions, recipe, timing, the reason ablation's controls — checked when
+    made."""
+    dataset:str = "synthetic"            # synthetic | flickr30k | coco
+    data_root:str|None = None            # the real data set's root
+    model:str = "objret-tiny-vit"        # open_clip model name
+    # "objret" (the tiny CLIP), an open_clip tag, a checkpoint file, or None (random)
+    pretrained:str|None = "objret"
+    regions:str = "gt"                   # "gt", a torchvision detector name, or a detections file ("{split}" filled in)
+    alpha:float = 0.0                    # OPEN's area filter: keep regions covering more than alpha of the image
+    max_regions:int|None = 10            # regions per image (highest scores)
+    detector_weights:str|None = None     # torchvision detector weights: None, "DEFAULT" or a file
+    # epochs, batch size and lr: picked on the synthetic val split (bench/open_val_sweep.py)
+    epochs:int = 10
+    batch_size:int = 256
+    lr:float = 3e-3
+    time_sizes:tuple|None = (100, 200, 400)  # collection sizes for the timing table (None or (): no timing)
+    device:str = "auto"
+    max_images:int|None = None           # smoke runs: the first N images of each split
+    seed:int = 0
+    ann_file:str|None = None             # real data: a Karpathy-format caption file anywhere (with images_dir)
+    images_dir:str|None = None           # the folder ann_file's file names are relative to
+    # synthetic world: share of objects with a fine marking (None: the tiny CLIP's world, 0.5)
+    markings:float|None = None
+    # the controls: None (regions as found), "random" or "background" (off the objects)
+    move_regions:str|None = None
+    # synthetic world: markings of the evaluated split's scenes, when not training's
+    test_markings:float|None = None
+    split:str = "test"                   # the split evaluated: "test" for the tables, "val" to choose settings
+    def __post_init__(self):
+        check_choice(self.dataset, ["synthetic", "flickr30k", "coco"], "dataset")
+        if self.dataset != "synthetic" and self.data_root is None and self.ann_file is None:
+            raise ValueError(f"dataset={self.dataset!r} needs data_root (or ann_file and images_dir).")
+        if self.pretrained == "objret": check_tiny(self.model, "clip")
+        check_regions_spec(self.regions)
+        if not 0 <= self.alpha < 1:
+            raise ValueError(f"alpha={self.alpha}: the area fraction threshold must be in [0, 1).")
+        if self.max_images is not None and self.max_images < 2:
+            raise ValueError(f"max_images={self.max_images}: training and retrieval need at least 2 images per split.")
+        _share(self.markings, "markings", self.dataset == "synthetic")
+        _share(self.test_markings, "test_markings", self.dataset == "synthetic")
+        check_choice(self.split, ["test", "val"], "split")
+        check_choice(self.move_regions, MOVES, "move_regions")
+        if self.time_sizes is not None: object.__setattr__(self, "time_sizes", tuple(self.time_sizes))
+    @property
+    def world_markings(self) -> float|None:
+        "The markings of the synthetic world the models train on (None off it)."
+        return (TinyClipConfig().markings if self.markings is None
+                else self.markings) if self.dataset == "synthetic" else None
+
+# %% ../nbs/21_open.ipynb #5e04d1a9
+@dataclass
+class OpenResult:
+    "What an OPEN run gives: its tables, models, per-query ranks and the test split it was measured on."
+    table: pd.DataFrame      # R@1/5/10 both ways of zero-shot CLIP, the probe and OPEN
+    times: pd.DataFrame      # seconds of both inference modes per collection size (empty: not timed)
+    history: pd.DataFrame    # both models' training curves
+    info: dict               # provenance: data, weights, regions and their statistics, device, smoke
+    models: dict             # method -> OpenModel (None: zero-shot CLIP)
+    ranks: dict              # method -> {"i2t", "t2i"}: each query's rank of its first right answer
+    test: OpenFeatures       # the evaluated split's features
+    test_caps: CaptionSet    # … its captions
+    test_regions: RegionSet  # … and its regions
+    run: OpenRun             # the run that gave it
+
+# %% ../nbs/21_open.ipynb #2179f29c
+def _frozen_clip(run:OpenRun) -> tuple:
+    "The run's frozen CLIP and how its weights are named in the tables."
+    if run.pretrained == "objret":
+        cfg = TinyClipConfig(model=run.model)
+        return tiny_clip(cfg, device=run.device), f"objret tiny CLIP {cfg.key()}"
+    return create_clip(run.model, pretrained=run.pretrained, device=run.device), str(run.pretrained)
+
+def _cached_features(run:OpenRun, clip, caps:CaptionSet, r:RegionSet, split:str) -> OpenFeatures:
+    """A split's features, cached under `OBJRET_HOME` keyed on the weights' content: images and captions apart from
+    regions."""
+    home = objret_home("features", "open", create=False)
+    gkey = digest("open-global/1", run.dataset, split, str(caps.root), caps.files, caps.captions, run.model,
+                  state_digest(clip.model), stable_repr(clip.preprocess))
+    gf = home/f"{run.dataset}-{split}-global-{gkey}.pt"
+    rf = home/f"{run.dataset}-{split}-regions-{digest(gkey, r.boxes, r.box_image, r.scores, run.max_regions)}.pt"
+    # shared by every region set
+    g = load_pt(gf, "OPEN features cache") if run.pretrained is not None and gf.is_file() else None
+    x = load_pt(rf, "OPEN features cache") if g is not None and rf.is_file() else None
+    if x is not None:
+        return OpenFeatures(g["glob"], x["X"], x["pad"], g["text"], g["text_image"]).check(f"OPEN features cache {rf}")
+    f = open_features(clip, caps, r, max_regions=run.max_regions, glob=None if g is None else g["glob"],
+                      text=None if g is None else g["text"])
+    if run.pretrained is not None:
+        if g is None: save_atomic({k: getattr(f, k) for k in ("glob", "text", "text_image")}, gf)
+        save_atomic({"X": f.X, "pad": f.pad}, rf)
+    return f
+
+def _split_features(run:OpenRun, clip, split:str, markings) -> tuple:
+    "A split's captions, regions (moved, for the controls), their statistics, and its features."
+    caps, root = load_caption_split(run.dataset, run.data_root, split, run.max_images,
+                                    run.ann_file, run.images_dir, markings)
+    found = filter_regions(regions_for(run.regions, caps, run.dataset, root, split, run.detector_weights, run.device),
+                           alpha=run.alpha)
+    r = found if run.move_regions is None else (random_regions if run.move_regions == "random"
+                                                else background_regions)(found, run.seed)
+    stats = {"regions_per_image": float(r.counts().float().mean()),
+             "images_without_regions": int((r.counts() == 0).sum()),
+             "regions_on_objects_%": float(100 * covered_share(r, found).mean()) if len(r.boxes) else float("nan"),
+             "images": len(caps), "captions": len(caps.captions)}
+    return _cached_features(run, clip, caps, r, split), caps, r, stats
+
+# %% ../nbs/21_open.ipynb #8d6b0ee2
+def _heads(dim:int) -> int: return 8 if dim % 8 == 0 else 1
+
+def _train_models(run:OpenRun, train:OpenFeatures) -> tuple[dict, pd.DataFrame]:
+    """The probe and OPEN, each seeded right before it is built (a warm feature cache draws nothing else first), trained
+    alike."""
+    dim = train.glob.shape[1]
+    seed_everything(run.seed)
+    probe = OpenModel(dim, regions=False)
+    seed_everything(run.seed)
+    opn = OpenModel(dim, regions=True, heads=_heads(dim))
+    hist = pd.concat([train_open(m, train, run.epochs, run.batch_size, run.lr, seed=run.seed,
+                                 device=run.device).assign(model=name)
                       for name, m in (("PreTrain-linear-prob", probe), ("OPEN", opn))])
-    models = {"zero-shot CLIP": None, "PreTrain-linear-prob": probe, "OPEN": opn}
-    rows = [{"method": name, **open_recall(m, feats["test"])} for name, m in models.items()]
+    return {"zero-shot CLIP": None, "PreTrain-linear-prob": probe, "OPEN": opn}, hist
+
+def _timing(run:OpenRun, opn:OpenModel, test:OpenFeatures) -> pd.DataFrame:
+    "Both inference modes timed at the run's collection sizes (that fit the split)."
+    seed_everything(run.seed)
+    scorer = QueryDependentScorer(test.glob.shape[1], heads=_heads(test.glob.shape[1]))
+    sizes = [n for n in run.time_sizes if n <= len(test)] or [len(test)] if run.time_sizes else []   # none: no timing
+    return inference_times(opn, scorer, test, sizes, device=run.device) if sizes else pd.DataFrame()
+
+def open_experiment(run:OpenRun=OpenRun(), # what to run
+                   ) -> OpenResult:
+    "Train and evaluate zero-shot CLIP, PreTrain-linear-prob and OPEN on a caption set; time both inference modes."
+    seed_everything(run.seed)
+    clip, weights = _frozen_clip(run)
+    info = dict(dataset=run.dataset, model=run.model, pretrained=weights, regions=run.regions + MOVES[run.move_regions],
+                alpha=run.alpha, device=str(get_device(run.device)), split=run.split, markings=run.world_markings,
+                test_markings=run.world_markings if run.test_markings is None else run.test_markings)
+    feats = {}
+    test_mk = run.markings if run.test_markings is None else run.test_markings
+    for split, part, mk in (("train", "train", run.markings), (run.split, "test", test_mk)):
+        feats[part], caps, r, stats = _split_features(run, clip, split, mk)   # feats["test"]: the split evaluated
+        info.update({f"{part}_{k}": v for k, v in stats.items()})
+    n = run.max_images
+    smoke = f"smoke run (max_images={n}: the first {n} images of each split), not the protocol"
+    info["smoke"] = None if n is None else smoke
+    models, hist = _train_models(run, feats["train"])
+    table = pd.DataFrame([{"method": name, **open_recall(m, feats["test"])} for name, m in models.items()])
+    table = table[["method"] + RECALL_COLUMNS]
     ranks = {name: open_ranks(m, feats["test"]) for name, m in models.items()}
-    table = pd.DataFrame(rows)[["method"] + [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]]
-    seed_everything(seed); scorer = QueryDependentScorer(dim, heads=heads)
-    sizes = [n for n in time_sizes if n <= len(feats["test"])] or [len(feats["test"])] if time_sizes else []   # none: no timing
-    times = inference_times(opn, scorer, feats["test"], sizes, device=device) if sizes else pd.DataFrame()
-    return dict(table=table, times=times, history=hist, info=info, models=models, ranks=ranks, test=feats["test"], test_caps=caps, test_regions=r)
+    times = _timing(run, models["OPEN"], feats["test"])
+    return OpenResult(table, times, hist, info, models, ranks, feats["test"], caps, r, run)
 
 # %% ../nbs/21_open.ipynb #533c0cbe
-from .train import TinyClipConfig, TinyDetectorConfig, config_key, finish_run, start_run, trained_dir, trained_or_train
-
 @dataclass(frozen=True)
 class TinyOpenConfig:
     "Everything that determines the tiny OPEN decoder (its hash keys the cache)."
@@ -415,151 +543,113 @@ class TinyOpenConfig:
     lr:float = 3e-3
     heads:int = 8
     seed:int = 0
-    def key(self) -> str: return config_key(self)
+    def key(self) -> str: return config_digest(self)
 
 def load_open_model(path:str|Path, # a state_dict of an `OpenModel`, or a `train_open` checkpoint
                     heads:int=8, # attention heads of its decoder (the weights do not say)
                     device:str="auto",
                    ) -> OpenModel:
     "A trained OPEN model from a file, its width read from the weights."
-    from objret.core import load_pt
     sd = load_pt(path, "OPEN model")
     sd = sd.get("model", sd) if isinstance(sd, dict) else sd
     if not isinstance(sd, dict) or "text.lin.weight" not in sd or "image.attn.in_proj_weight" not in sd:
-        raise ValueError(f"{path} is not an OPEN model (no text.lin / image.attn weights); train one with objret.open.train_open or tiny_open().")
+        raise ValueError(f"{path} is not an OPEN model (no text.lin / image.attn weights); "
+                         "train one with objret.open.train_open or tiny_open().")
     m = OpenModel(int(sd["text.lin.weight"].shape[0]), regions=True, heads=heads)
     try: m.load_state_dict(sd)
-    except RuntimeError as e: raise RuntimeError(f"cannot load {path} into an OPEN model: {str(e).splitlines()[0][:200]}") from None
+    except RuntimeError as e:
+        raise RuntimeError(f"cannot load {path} into an OPEN model: {str(e).splitlines()[0][:200]}") from None
     return m.to(get_device(device)).eval()
 
 def tiny_open_regions(files_root, files, device:str="auto", cfg:TinyOpenConfig=TinyOpenConfig()):
     "The tiny detector's regions of a list of images, as the tiny OPEN decoder was trained with them."
-    from objret.backbones import TINY_DETECTORS
-    from objret.data import ImageDataset
-    from objret.regions import filter_regions, torchvision_detector, torchvision_regions
     d = trained_dir(cfg.detector)
-    if d is None: raise FileNotFoundError(f"detector run {cfg.detector!r} not found; objret.train.tiny_detector() trains it.")
+    if d is None:
+        raise FileNotFoundError(f"detector run {cfg.detector!r} not found; objret.train.tiny_detector() trains it.")
     det = torchvision_detector(next(iter(TINY_DETECTORS)), d/"model.pt", device)
-    return filter_regions(torchvision_regions(ImageDataset(files_root, files), det, min_score=cfg.min_score), top_n=cfg.max_regions)
+    return filter_regions(torchvision_regions(ImageDataset(files_root, files), det, min_score=cfg.min_score),
+                          top_n=cfg.max_regions)
 
 def train_tiny_open(cfg:TinyOpenConfig=TinyOpenConfig(), out:str|Path|None=None, device:str="auto") -> Path:
-    "Train the tiny OPEN decoder on the synthetic world with the tiny detector's regions; write `model.pt`, `history.csv`, `config.json`."
-    from objret.backbones import create_clip
-    from objret.core import objret_home
-    from objret.data import load_captions
-    from objret.synth import WorldConfig, object_world
+    """Train the tiny OPEN decoder on the synthetic world with the tiny detector's regions; write `model.pt`,
+    `history.csv`, `config.json`."""
     out = start_run(cfg, out or objret_home("models", f"tiny-open-{cfg.key()}"))
     d = trained_dir(cfg.clip)
     if d is None: raise FileNotFoundError(f"CLIP run {cfg.clip!r} not found; objret.train.tiny_clip() trains it.")
     clip = create_clip(TinyClipConfig().model, pretrained=d/"model.pt", device=device)
-    world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings))
+    world = object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed,
+                         cfg=WorldConfig(markings=cfg.markings))
     caps = load_captions(world/"captions.json", world/"images", "train")
-    feats = open_features(clip, caps, tiny_open_regions(caps.root, caps.files, device, cfg), max_regions=cfg.max_regions)
-    seed_everything(cfg.seed); model = OpenModel(feats.glob.shape[1], regions=True, heads=cfg.heads)
-    hist = train_open(model, feats, cfg.epochs, cfg.batch_size, cfg.lr, ckpt=out/"ckpt.pt", seed=cfg.seed, device=device)
+    feats = open_features(clip, caps, tiny_open_regions(caps.root, caps.files, device, cfg),
+                          max_regions=cfg.max_regions)
+    seed_everything(cfg.seed)
+    model = OpenModel(feats.glob.shape[1], regions=True, heads=cfg.heads)
+    hist = train_open(model, feats, cfg.epochs, cfg.batch_size, cfg.lr, ckpt=out/"ckpt.pt", seed=cfg.seed,
+                      device=device)
     return finish_run(model, hist, out)
 
 def tiny_open(cfg:TinyOpenConfig=TinyOpenConfig(), device:str="auto", retrain:bool=False) -> OpenModel:
-    "The tiny OPEN decoder (with its text probe) for the tiny CLIP: cached, shipped, else trained (a few minutes on 2 CPU cores)."
-    d = trained_or_train(f"tiny-open-{cfg.key()}", lambda out: train_tiny_open(cfg, out, device), retrain)
+    """The tiny OPEN decoder (with its text probe) for the tiny CLIP: cached, shipped, else trained (a few minutes on 2
+    CPU cores)."""
+    d = trained_or_train(f"tiny-open-{cfg.key()}", lambda out: train_tiny_open(cfg, out, device), retrain, minutes=5)
     return load_open_model(d/"model.pt", cfg.heads, device)
 
 # %% ../nbs/21_open.ipynb #addaa181
-RECALL_COLUMNS = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"]
-
-def t2i_hits(res:dict, method:str) -> torch.Tensor:
+def t2i_hits(res:OpenResult, method:str) -> torch.Tensor:
     "Per caption of a run (`open_experiment`): 100 where `method` ranks the caption's image first, else 0."
-    return (res["ranks"][method]["t2i"] == 0).double() * 100
+    return (res.ranks[method]["t2i"] == 0).double() * 100
 
-def open_gain(res:dict, # what `open_experiment` returned
+def open_gain(res:OpenResult, # what `open_experiment` returned
               keep:torch.Tensor|None=None, # (T,) bool: the captions tested (default: all)
               what:str="OPEN > PreTrain-linear-prob on t2i R@1",
              ) -> Verdict:
     "OPEN's text→image R@1 gain over the probe by the paired bootstrap, an image's captions resampled together."
-    keep = torch.ones(len(res["test"].text_image), dtype=torch.bool) if keep is None else keep
+    keep = torch.ones(len(res.test.text_image), dtype=torch.bool) if keep is None else keep
     return claim(t2i_hits(res, "OPEN")[keep], t2i_hits(res, "PreTrain-linear-prob")[keep], what,
-                 groups=res["test"].text_image[keep], smoke=res["info"].get("smoke"))
+                 groups=res.test.text_image[keep], smoke=res.info.get("smoke"))
 
-def open_report(res:dict, # what `open_experiment` returned
+def open_report(res:OpenResult, # what `open_experiment` returned
                 paper:pd.DataFrame, # the paper's rows: method + RECALL_COLUMNS
                 paper_source:str, # what the paper's rows are ("MSCOCO 5K test, …")
                ) -> tuple[pd.DataFrame, pd.DataFrame]: # recall table (objret's rows, then the paper's), times
     "Print the recall and timing tables with their provenance; return them for CSV."
-    info = res["info"]; ds = info["dataset"]
+    info, ds = res.info, res.info["dataset"]
     what = f"objret, {ds}" + (" (synthetic world, tiny model: not a paper data set)" if ds == "synthetic" else "")
-    table = res["table"].assign(source=what, **{k: info[k] for k in ("model", "pretrained", "regions", "alpha", "device", "test_images", "test_captions")})
+    shown = ("model", "pretrained", "regions", "alpha", "device", "test_images", "test_captions")
+    table = res.table.assign(source=what, **{k: info[k] for k in shown})
     paper = paper.assign(source=f"paper: {paper_source}")
-    print(f"objret — {ds} {info.get('split', 'test')} ({info['test_images']} images, {info['test_captions']} captions); {info['model']} ({info['pretrained']}); "
-          f"regions {info['regions']} (α = {info['alpha']}; {info.get('test_regions_per_image', float('nan')):.2f} per image); {info['device']}")
+    print(f"objret — {ds} {info.get('split', 'test')} ({info['test_images']} images, {info['test_captions']} "
+          f"captions); {info['model']} ({info['pretrained']}); regions {info['regions']} (α = {info['alpha']}; "
+          f"{info.get('test_regions_per_image', float('nan')):.2f} per image); {info['device']}")
     print(table[["method"] + RECALL_COLUMNS].round(1).to_string(index=False))
-    print(f"\npaper ({paper_source}):"); print(paper[["method"] + RECALL_COLUMNS].to_string(index=False))
+    print(f"\npaper ({paper_source}):")
+    print(paper[["method"] + RECALL_COLUMNS].to_string(index=False))
     verdict = open_gain(res)
     print(f"\n{verdict}")
-    times = res["times"].assign(dataset=ds, device=info["device"])
+    times = res.times.assign(dataset=ds, device=info["device"])
     if len(times):
-        print("\ninference, every caption over the collection (seconds):"); print(times.round(3).to_string(index=False))
+        print("\ninference, every caption over the collection (seconds):")
+        print(times.round(3).to_string(index=False))
         print("paper, MSCOCO 5K: query-dependent 6349.5 s, query-agnostic 167.2 s (38.0×)")
-    return pd.concat([table[["source"] + list(res["table"].columns) + [c for c in table.columns if c not in res["table"].columns and c != "source"]], paper],
+    return pd.concat([table[["source"] + list(res.table.columns)
+                            + [c for c in table.columns if c not in res.table.columns and c != "source"]], paper],
                      ignore_index=True), times, verdict
 
-def plot_open(table:pd.DataFrame, times:pd.DataFrame, title:str=""):
-    "R@K bars of objret's rows (and the paper's, hatched) and seconds against collection size for both inference modes."
-    import matplotlib.pyplot as plt, seaborn as sns
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.5, 3.6), gridspec_kw={"width_ratios": [1.4, 1]})
-    mine = table[table.source.str.startswith("objret")]
-    theirs = table[table.source.str.startswith("paper")].assign(method=lambda t: "paper: " + t.method)
-    bars = pd.concat([mine, theirs]).melt(id_vars="method", value_vars=RECALL_COLUMNS, var_name="metric", value_name="recall (%)")
-    sns.barplot(data=bars, x="metric", y="recall (%)", hue="method", ax=a1)
-    for p, m in zip(a1.patches, [m for m in bars.method.unique() for _ in RECALL_COLUMNS]):
-        if m.startswith("paper"): p.set_hatch("//"); p.set_alpha(0.6)
-    a1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    a1.tick_params(axis="x", labelsize=7); a1.set_ylim(0, 100); a1.set_title(f"{title} Recall@K", fontsize=9)
-    names = {"query_agnostic_s": "query-agnostic (OPEN: embed once, then a product)", "query_dependent_s": "query-dependent (a pass per caption–image pair)"}
-    long = times.melt(id_vars="images", value_vars=list(names), var_name="inference", value_name="seconds").replace({"inference": names})
-    sns.lineplot(data=long, x="images", y="seconds", hue="inference", marker="o", ax=a2)
-    a2.set_xscale("log"); a2.set_yscale("log"); a2.set_xticks(times.images.tolist(), [str(v) for v in times.images.tolist()])
-    a2.minorticks_off(); a2.legend(fontsize=7, title=None); a2.set_title("inference time, every caption over the collection", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-def open_views(res:dict, # what `open_experiment` returned
-               n:int=2, # queries: the first caption of each of the first `n` test images (not chosen)
-               k:int=5, # hits per method
-              ) -> list: # matplotlib figures
-    "For the first test captions: the probe's and OPEN's top-k images (the caption's own framed green), and OPEN's regions with its attention."
-    from objret.regions import _rank_in_image
-    from objret.viz import hits_frame, region_weights, show_results
-    caps, f, r = res["test_caps"], res["test"], res["test_regions"]
-    paths = [caps.root/p for p in caps.files]
-    emb = {m: embed_open(res["models"][m], f) for m in ("PreTrain-linear-prob", "OPEN")}
-    figs = []
-    for t in [int((f.text_image == i).nonzero()[0]) for i in range(min(n, len(caps)))]:
-        own, rows = int(f.text_image[t]), {}
-        for name, (img, txt) in emb.items():
-            s, i = (img @ txt[t]).topk(min(k, len(img)))
-            rows[name] = hits_frame(i, s, paths, positives=(i == own), method=name)
-        figs.append(show_results(rows, caps.captions[t], title=f"test caption {t}; its image: {caps.files[own]}"))
-        top = int((emb["OPEN"][0] @ emb["OPEN"][1][t]).argmax())
-        order, _ = _rank_in_image(r)                                       # the slots of X, as region_tensors fills them
-        boxes = r.boxes[order[r.box_image[order] == top]][:int((~f.pad[top]).sum())]
-        w = res["models"]["OPEN"].image.attention(f.glob[top:top + 1], f.X[top:top + 1], f.pad[top:top + 1])[0, :len(boxes)]
-        figs.append(region_weights(paths[top], boxes, w, "OPEN's top hit: its regions, weighted by the decoder's attention"))
-    return figs
-
 # %% ../nbs/21_open.ipynb #76fefd55
-from .synth import SIZE_EDGES
-
 SIZE_GROUPS = ("small", "medium", "large", "no regions")
 
-def gain_by_object_size(res:dict, # what `open_experiment` returned
-                        edges:tuple=SIZE_EDGES, # relative region side (√area over the image's) between small, medium, large
+def gain_by_object_size(res:OpenResult, # what `open_experiment` returned
+                        # relative region side (√area over the image's) between small, medium, large
+                        edges:tuple=SIZE_EDGES,
                         min_captions:int=20, # groups with fewer captions are left out
                        ) -> tuple[pd.DataFrame, list]: # t2i R@1 of both methods per group, and OPEN's verdict per group
-    "Text→image R@1 of the probe and OPEN by the size of the smallest region in each caption's image, with OPEN's gain tested per group."
-    r, feats = res["test_regions"], res["test"]
+    """Text→image R@1 of the probe and OPEN by the size of the smallest region in each caption's image, with OPEN's gain
+    tested per group."""
+    r, feats = res.test_regions, res.test
     side = r.area_fraction().double().sqrt()
     smallest = torch.full((len(r),), float("inf"), dtype=torch.float64).scatter_reduce_(0, r.box_image, side, "amin")
-    group = torch.bucketize(smallest, torch.tensor(edges, dtype=torch.float64))       # 0 small, 1 medium, 2 large, 3 none
+    # 0 small, 1 medium, 2 large, 3 none
+    group = torch.bucketize(smallest, torch.tensor(edges, dtype=torch.float64))
     group[smallest.isinf()] = 3
     g = group[feats.text_image]
     hit = {m: t2i_hits(res, m) for m in ("PreTrain-linear-prob", "OPEN")}
@@ -569,41 +659,34 @@ def gain_by_object_size(res:dict, # what `open_experiment` returned
         if q.sum() < min_captions: continue
         v = open_gain(res, q, f"OPEN > PreTrain-linear-prob on t2i R@1, smallest region {name}")
         rows.append({"smallest region": name, "images": int((group == k).sum()), "captions": int(q.sum()),
-                     "PreTrain-linear-prob t2i_R@1": float(hit["PreTrain-linear-prob"][q].mean()), "OPEN t2i_R@1": float(hit["OPEN"][q].mean())})
+                     "PreTrain-linear-prob t2i_R@1": float(hit["PreTrain-linear-prob"][q].mean()),
+                     "OPEN t2i_R@1": float(hit["OPEN"][q].mean())})
         verdicts.append(v)
     return pd.DataFrame(rows), verdicts
 
-def reason_ablation(res:dict, # the main run's `open_experiment` result
-                    **kw, # the keyword arguments it was run with
+def reason_ablation(res:OpenResult, # the main run's `open_experiment` result
                    ) -> dict: # {what each run is: its result}, the main run first
-    "OPEN's reason ablation beside a run: its regions moved to random places, moved off the objects, and (synthetic world) its test scenes without markings."
-    kw = {**kw, "time_sizes": None}
-    m = res["info"].get("markings")
+    """OPEN's reason ablation beside a run: its regions moved to random places, moved off the objects, and (synthetic
+    world) its test scenes without markings."""
+    run, m = replace(res.run, time_sizes=None), res.info.get("markings")
     runs = {"objects' regions" + ("" if m is None else f", {100 * m:.0f} % of objects marked"): res,
-            "regions moved to random places": open_experiment(**kw, move_regions="random"),
-            "regions moved off the objects": open_experiment(**kw, move_regions="background")}
-    if m: runs["test scenes without markings (models as trained)"] = open_experiment(**kw, test_markings=0.0)
+            "regions moved to random places": open_experiment(replace(run, move_regions="random")),
+            "regions moved off the objects": open_experiment(replace(run, move_regions="background"))}
+    if m: runs["test scenes without markings (models as trained)"] = open_experiment(replace(run, test_markings=0.0))
     return runs
 
 def open_ablation(runs:dict, # {what the run is: its `open_experiment` result}, the paper's setting first
-                 ) -> tuple[pd.DataFrame, list]: # one row per run (both methods' t2i R@1 and OPEN's tested gain), the verdicts
+                 # one row per run (both methods' t2i R@1 and OPEN's tested gain), the verdicts
+                 ) -> tuple[pd.DataFrame, list]:
     "OPEN's gain over the probe in each run of an ablation, side by side, each tested by the paired bootstrap."
     rows, verdicts = [], []
     for name, res in runs.items():
         v = open_gain(res, what=f"OPEN > PreTrain-linear-prob on t2i R@1, {name}")
-        t = res["table"].set_index("method")["t2i_R@1"]
-        rows.append({"run": name, "test markings": res["info"].get("test_markings"), "regions": res["info"]["regions"],
-                     "regions on objects %": res["info"]["test_regions_on_objects_%"],
-                     "zero-shot t2i_R@1": t["zero-shot CLIP"], "PreTrain-linear-prob t2i_R@1": t["PreTrain-linear-prob"],
+        t = res.table.set_index("method")["t2i_R@1"]
+        rows.append({"run": name, "test markings": res.info.get("test_markings"), "regions": res.info["regions"],
+                     "regions on objects %": res.info["test_regions_on_objects_%"],
+                     "zero-shot t2i_R@1": t["zero-shot CLIP"], "PreTrain-linear-prob "
+                                                               "t2i_R@1": t["PreTrain-linear-prob"],
                      "OPEN t2i_R@1": t["OPEN"], **{k: v.row()[k] for k in ("delta", "ci_low", "ci_high", "verdict")}})
         verdicts.append(v)
     return pd.DataFrame(rows), verdicts
-
-def plot_open_ablation(table:pd.DataFrame, # `open_ablation`'s table
-                       verdicts:list, # its verdicts, one per row
-                      ):
-    "OPEN's gain over the probe in each ablation run, with its interval, each row labelled with its regions' share on the objects."
-    from objret.viz import plot_verdicts
-    labels = [f"{r} ({o:.0f} % of the regions on objects)" for r, o in zip(table.run, table["regions on objects %"])]
-    return plot_verdicts(verdicts, labels, title="OPEN's gain over the probe, t2i R@1 (95 % CI)")
-

@@ -1,4 +1,4 @@
-"""Object regions behind one interface — boxes given by the data set, a torchvision detector, an open-vocabulary detector (OWL-ViT / OWLv2), precomputed detections, Dense-CLIP clusters — the area filter of OPEN, and region embeddings (CLIP crops or RoI-pooled feature maps).
+"""Object regions behind one interface (data set boxes, detectors, detections, clusters), OPEN's filter, embeddings.
 
 Docs: https://objret.github.io/objret/regions.html.md"""
 
@@ -6,23 +6,29 @@ Docs: https://objret.github.io/objret/regions.html.md"""
 
 # %% ../nbs/20_regions.ipynb #4aebbf4f
 from __future__ import annotations
-import json, warnings
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+import torchvision.models.detection as tvd
+import torchvision.transforms.functional as TF
 from torch import nn
+from torchvision.ops import roi_align
+from tqdm.auto import tqdm
 
-from .backbones import Clip
+from .backbones import (Clip, TINY_DETECTORS, _hf_offline, fetch, load_weights, select_map, tiny_faster_rcnn,
+                              torchvision_weights)
 from .core import as_tensor, batch_slices, get_device
-from .data import ImageDataset, ObjectSet, clean_boxes, image_batches, load_image, read_json
+from .data import ImageDataset, ObjectSet, clean_boxes, image_batches, load_image
+from .geometry import pixel_box
 
 # %% auto #0
-__all__ = ['DETECTORS', 'POOLINGS', 'GEM_EPS', 'RegionSet', 'make_regions', 'filter_regions', 'covered_share', 'random_regions',
-           'background_regions', 'gt_regions', 'load_detections', 'torchvision_detector', 'torchvision_regions',
-           'owl_regions', 'cluster_regions', 'pixel_box', 'embed_images_and_regions', 'gem_power', 'gem_root',
+__all__ = ['DETECTORS', 'POOLINGS', 'GEM_EPS', 'RegionSet', 'make_regions', 'filter_regions', 'rank_in_image', 'covered_share',
+           'random_regions', 'background_regions', 'gt_regions', 'load_detections', 'torchvision_detector',
+           'torchvision_regions', 'owl_regions', 'cluster_regions', 'embed_images_and_regions', 'gem_power', 'gem_root',
            'global_pool', 'pool_boxes', 'roi_embeddings', 'region_tensors']
 
 # %% ../nbs/20_regions.ipynb #f9796e1f
@@ -53,7 +59,8 @@ class RegionSet:
         return wh[:, 0] * wh[:, 1] / (hw[:, 0] * hw[:, 1])
 
 def make_regions(boxes, box_image, sizes, scores=None, labels=None, name:str="regions") -> RegionSet:
-    "A checked `RegionSet`: NaN, empty or outside boxes dropped and the others clipped to their image (`objret.data.clean_boxes`), counted in a warning."
+    """A checked `RegionSet`: NaN, empty or outside boxes dropped and the others clipped to their image
+    (`objret.data.clean_boxes`), counted in a warning."""
     boxes = as_tensor(boxes, f"{name}.boxes", dtype=torch.float32).reshape(-1, 4)
     box_image = as_tensor(box_image, f"{name}.box_image", ndim=1, dtype=torch.long)
     sizes = as_tensor(sizes, f"{name}.sizes", ndim=2, dtype=torch.long)
@@ -61,9 +68,11 @@ def make_regions(boxes, box_image, sizes, scores=None, labels=None, name:str="re
     scores = torch.ones(m) if scores is None else as_tensor(scores, f"{name}.scores", ndim=1, finite=True)
     labels = [""] * m if labels is None else list(labels)
     if not (len(box_image) == len(scores) == len(labels) == m):
-        raise ValueError(f"{name}: {m} boxes but {len(box_image)} image indices, {len(scores)} scores, {len(labels)} labels.")
+        raise ValueError(f"{name}: {m} boxes but {len(box_image)} image "
+                         f"indices, {len(scores)} scores, {len(labels)} labels.")
     if m and (box_image.min() < 0 or box_image.max() >= len(sizes)):
-        raise ValueError(f"{name}: box_image must index the {len(sizes)} images; found {int(box_image.min())}..{int(box_image.max())}.")
+        raise ValueError(f"{name}: box_image must index the {len(sizes)} images; "
+                         f"found {int(box_image.min())}..{int(box_image.max())}.")
     b, ok = clean_boxes(boxes, sizes[box_image], name)           # objret's one box rule (objret.data.clean_boxes)
     r = RegionSet(b, box_image, scores, labels, sizes)
     return r if ok.all() else r.select(ok)
@@ -80,11 +89,11 @@ def filter_regions(r:RegionSet, # the regions
     if min_score is not None: keep &= r.scores >= min_score
     r = r.select(keep)
     if top_n is not None:
-        order, rank = _rank_in_image(r)
+        order, rank = rank_in_image(r)
         r = r.select(order[rank < top_n].sort().values)
     return r
 
-def _rank_in_image(r:RegionSet) -> tuple[torch.Tensor, torch.Tensor]:
+def rank_in_image(r:RegionSet) -> tuple[torch.Tensor, torch.Tensor]:
     "Regions ordered by image, best score first; and each one's rank within its image."
     o = torch.argsort(r.scores, descending=True, stable=True)
     o = o[torch.argsort(r.box_image[o], stable=True)]
@@ -99,7 +108,7 @@ def _box_room(r:RegionSet) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _padded_boxes(r:RegionSet) -> torch.Tensor:
     "(N, R, 4) each image's boxes, padded with empty boxes."
-    o, rank = _rank_in_image(r)
+    o, rank = rank_in_image(r)
     out = torch.zeros(len(r), max(int(r.counts().max()) if len(r.boxes) else 0, 1), 4)
     out[r.box_image[o], rank] = r.boxes[o]
     return out
@@ -113,7 +122,8 @@ def covered_share(r:RegionSet, # the boxes measured
                   ref:RegionSet, # boxes of the same images (e.g. the objects' own)
                  ) -> torch.Tensor: # (M,) in [0, 1]
     "Share of each box's area that its image's `ref` boxes cover (their intersections summed, at most 1)."
-    if len(r) != len(ref): raise ValueError(f"covered_share: regions of {len(r)} images against references of {len(ref)}.")
+    if len(r) != len(ref):
+        raise ValueError(f"covered_share: regions of {len(r)} images against references of {len(ref)}.")
     inter = _intersection(r.boxes[:, None], _padded_boxes(ref)[r.box_image]).sum(1)
     wh = _box_room(r)[0]
     return (inter / (wh[:, 0] * wh[:, 1]).clamp(min=1e-9)).clamp(max=1)
@@ -132,7 +142,8 @@ def background_regions(r:RegionSet, # the regions to move
                        tries:int=32, # random places drawn per box; the one the image's regions cover least is kept
                        chunk:int=4096, # boxes placed at a time (bounds memory)
                       ) -> RegionSet:
-    "The same boxes (count per image, width, height) moved off the objects: each to the least covered of `tries` random places in its image."
+    """The same boxes (count per image, width, height) moved off the objects: each to the least covered of `tries`
+    random places in its image."""
     if tries < 1: raise ValueError(f"tries={tries}: draw at least one place per box.")
     g = torch.Generator().manual_seed(seed)
     wh, room = _box_room(r)
@@ -140,7 +151,8 @@ def background_regions(r:RegionSet, # the regions to move
     for s in batch_slices(len(wh), chunk):
         xy = torch.rand(len(wh[s]), tries, 2, generator=g) * room[s, None]
         cand = torch.cat([xy, xy + wh[s, None]], 2)                                      # (m, tries, 4)
-        inter = _intersection(cand[:, :, None], ref[r.box_image[s]][:, None]).sum(2)     # (m, tries): area on the image's regions
+        # (m, tries): area on the image's regions
+        inter = _intersection(cand[:, :, None], ref[r.box_image[s]][:, None]).sum(2)
         out[s] = cand[torch.arange(len(cand)), inter.argmin(1)]
     return replace(r, boxes=out, labels=[""] * len(wh))
 
@@ -156,7 +168,8 @@ def gt_regions(objs:ObjectSet, # the data set's instances
         if missing: raise ValueError(f"{len(missing)} image(s) have no instance annotations (first {missing[0]!r}); "
                                      "use the instances file of the same split, or another region source.")
         pick = torch.tensor([where[f] for f in files], dtype=torch.long)
-    new = torch.full((len(objs),), -1, dtype=torch.long); new[pick] = torch.arange(len(pick))
+    new = torch.full((len(objs),), -1, dtype=torch.long)
+    new[pick] = torch.arange(len(pick))
     keep = new[objs.box_image] >= 0
     return make_regions(objs.boxes[keep], new[objs.box_image[keep]], objs.sizes[pick],
                         labels=[objs.categories[c] for c in objs.box_category[keep].tolist()], name="gt_regions")
@@ -179,14 +192,19 @@ def load_detections(path:str|Path, # the detections JSON
         for det in d:
             if int(det["image_id"]) not in where: continue
             x, y, w, h = det["bbox"]
-            boxes.append([x, y, x + w, y + h]); owner.append(where[int(det["image_id"])]); scores.append(float(det.get("score", 1)))
+            boxes.append([x, y, x + w, y + h])
+            owner.append(where[int(det["image_id"])])
+            scores.append(float(det.get("score", 1)))
             labels.append((categories or {}).get(det.get("category_id"), str(det.get("category_id", ""))))
     elif isinstance(d, dict):
         where = {f: k for k, f in enumerate(files)}
         for f, dets in d.items():
             if f not in where: continue
             for det in dets:
-                boxes.append(det["box"]); owner.append(where[f]); scores.append(float(det.get("score", 1))); labels.append(det.get("label", ""))
+                boxes.append(det["box"])
+                owner.append(where[f])
+                scores.append(float(det.get("score", 1)))
+                labels.append(det.get("label", ""))
     else: raise ValueError(f"{path}: expected a COCO results list or a {{file: [detections]}} object.")
     return make_regions(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(owner, dtype=torch.long),
                         sizes, torch.tensor(scores), labels, name=str(path.name))
@@ -200,12 +218,13 @@ def torchvision_detector(name:str="fasterrcnn_resnet50_fpn", # one of `DETECTORS
                          device:str="auto",
                         ) -> nn.Module:
     "A torchvision detection model (or objret's tiny Faster R-CNN) by name and weights, in eval mode on `device`."
-    import torchvision.models.detection as tvd
-    from objret.backbones import TINY_DETECTORS, load_weights, tiny_faster_rcnn, torchvision_weights
     if name not in DETECTORS + tuple(TINY_DETECTORS):
-        raise ValueError(f"unknown detector {name!r}; objret's torchvision detectors: {list(DETECTORS) + list(TINY_DETECTORS)}.")
+        raise ValueError(f"unknown detector {name!r}; objret's torchvision "
+                         f"detectors: {list(DETECTORS) + list(TINY_DETECTORS)}.")
     if name in TINY_DETECTORS:
-        if weights == "DEFAULT": raise ValueError(f"{name} has no torchvision weights; pass a state_dict file (objret.train.tiny_detector trains one) or None.")
+        if weights == "DEFAULT":
+            raise ValueError(f"{name} has no torchvision weights; pass a state_dict "
+                             "file (objret.train.tiny_detector trains one) or None.")
         net = tiny_faster_rcnn(**TINY_DETECTORS[name])
     else:
         if weights == "DEFAULT": torchvision_weights(name)                 # in the cache, or fetched with a timeout
@@ -221,7 +240,6 @@ def torchvision_regions(images:ImageDataset, # images as PIL (no transform)
                         batch_size:int=8,
                        ) -> RegionSet:
     "Run a torchvision detector over a collection; its boxes become regions."
-    import torchvision.transforms.functional as TF
     dev = next(detector.parameters()).device
     boxes, owner, scores, labels, sizes = [], [], [], [], torch.zeros(len(images), 2, dtype=torch.long)
     for ims, idx in image_batches(images, batch_size, desc="detecting"):
@@ -229,7 +247,9 @@ def torchvision_regions(images:ImageDataset, # images as PIL (no transform)
         for im, i, o in zip(ims, idx.tolist(), out):
             sizes[i] = torch.tensor([im.height, im.width])
             k = o["scores"] >= min_score
-            boxes.append(o["boxes"][k].cpu()); scores.append(o["scores"][k].cpu()); owner += [i] * int(k.sum())
+            boxes.append(o["boxes"][k].cpu())
+            scores.append(o["scores"][k].cpu())
+            owner += [i] * int(k.sum())
             labels += [categories[l] if categories else str(l) for l in o["labels"][k].tolist()]
     return make_regions(torch.cat(boxes) if boxes else torch.zeros(0, 4), torch.tensor(owner, dtype=torch.long), sizes,
                         torch.cat(scores) if scores else torch.zeros(0), labels, name="torchvision_regions")
@@ -246,29 +266,35 @@ def owl_regions(images:ImageDataset, # images as PIL (no transform)
     "Regions from an OWL-ViT / OWLv2 open-vocabulary detector (transformers)."
     from transformers import AutoProcessor, AutoModelForZeroShotObjectDetection
     if not queries: raise ValueError("owl_regions: no text queries; pass the object names to detect.")
-    from objret.backbones import _hf_offline, fetch
     def _load():
-        return AutoProcessor.from_pretrained(str(model)), AutoModelForZeroShotObjectDetection.from_pretrained(str(model))
+        net = AutoModelForZeroShotObjectDetection.from_pretrained(str(model))
+        return AutoProcessor.from_pretrained(str(model)), net
     try:
-        with _hf_offline(): proc, net = _load()                               # a local folder, or the hub's cache: no network
+        with _hf_offline():  # a local folder, or the hub's cache: no network
+            proc, net = _load()
     except OSError:
         local = Path(str(model))
         if local.exists() or local.is_absolute() or str(model).startswith("."):
-            raise OSError(f"cannot load OWL detector from {model}: {'no such folder' if not local.exists() else 'not a folder written by save_pretrained'}.") from None
+            why = "not a folder written by save_pretrained" if local.exists() else "no such folder"
+            raise OSError(f"cannot load OWL detector from {model}: {why}.") from None
         import huggingface_hub.constants as C
         proc, net = fetch(f"OWL detector {str(model)!r}", f"{C.ENDPOINT}/{model}/resolve/main/config.json", _load,
-                          "Without network here: download it elsewhere (save_pretrained) and pass model='/path/to/folder'.")
+                          "Without network here: download it elsewhere "
+                          "(save_pretrained) and pass model='/path/to/folder'.")
     net = net.to(get_device(device)).eval()
     dev = next(net.parameters()).device
     boxes, owner, scores, labels, sizes = [], [], [], [], torch.zeros(len(images), 2, dtype=torch.long)
     for ims, idx in image_batches(images, batch_size, desc="OWL detecting"):
-        inp = proc(text=[list(queries)] * len(ims), images=list(ims), padding="max_length", truncation=True, return_tensors="pt").to(dev)
+        inp = proc(text=[list(queries)] * len(ims), images=list(ims), padding="max_length", truncation=True,
+                   return_tensors="pt").to(dev)
         out = net(**inp)
         hw = torch.tensor([[max(im.height, im.width)] * 2 for im in ims], device=dev)   # OWL pads to a square
         res = proc.post_process_grounded_object_detection(out, threshold=min_score, target_sizes=hw)
         for im, i, o in zip(ims, idx.tolist(), res):
             sizes[i] = torch.tensor([im.height, im.width])
-            boxes.append(o["boxes"].cpu()); scores.append(o["scores"].cpu()); owner += [i] * len(o["scores"])
+            boxes.append(o["boxes"].cpu())
+            scores.append(o["scores"].cpu())
+            owner += [i] * len(o["scores"])
             labels += [queries[l] for l in o["labels"].tolist()]
     return make_regions(torch.cat(boxes) if boxes else torch.zeros(0, 4), torch.tensor(owner, dtype=torch.long), sizes,
                         torch.cat(scores) if scores else torch.zeros(0), labels, name="owl_regions")
@@ -281,13 +307,16 @@ def cluster_regions(labels:torch.Tensor, # (N, P) cluster label of each patch (f
     "The bounding box of each cluster's patches, in image pixels."
     labels = as_tensor(labels, "labels", ndim=2, dtype=torch.long)
     sizes = as_tensor(sizes, "sizes", ndim=2, dtype=torch.long)
-    N, P = labels.shape; h, w = grid
+    N, P = labels.shape
+    h, w = grid
     if P != h * w: raise ValueError(f"labels have {P} patches per image but grid {grid} has {h * w}.")
     K = int(labels.max()) + 1
     ys, xs = torch.arange(P) // w, torch.arange(P) % w
     big = torch.full((N, K), P, dtype=torch.long)
-    x0 = big.scatter_reduce(1, labels, xs.expand(N, P), "amin"); y0 = big.scatter_reduce(1, labels, ys.expand(N, P), "amin")
-    x1 = torch.full((N, K), -1).scatter_reduce(1, labels, xs.expand(N, P), "amax"); y1 = torch.full((N, K), -1).scatter_reduce(1, labels, ys.expand(N, P), "amax")
+    x0 = big.scatter_reduce(1, labels, xs.expand(N, P), "amin")
+    y0 = big.scatter_reduce(1, labels, ys.expand(N, P), "amin")
+    x1 = torch.full((N, K), -1).scatter_reduce(1, labels, xs.expand(N, P), "amax")
+    y1 = torch.full((N, K), -1).scatter_reduce(1, labels, ys.expand(N, P), "amax")
     n = torch.zeros(N, K).scatter_add_(1, labels, torch.ones(N, P))
     im, k = (n > 0).nonzero(as_tuple=True)
     sy, sx = sizes[im, 0].float() / h, sizes[im, 1].float() / w
@@ -295,16 +324,6 @@ def cluster_regions(labels:torch.Tensor, # (N, P) cluster label of each patch (f
     return make_regions(boxes, im, sizes, n[im, k] / P, [""] * len(im), name="cluster_regions")
 
 # %% ../nbs/20_regions.ipynb #078202fd
-from .backbones import select_map
-def pixel_box(box:Sequence[float], # x1, y1, x2, y2 in pixels (fractional)
-              size:tuple, # the image's (width, height)
-             ) -> tuple: # integer x1, y1, x2, y2
-    "A box rounded outwards to whole pixels inside the image, at least one pixel wide and high (a crop is never empty)."
-    import math
-    W, H = size
-    x1, y1 = min(max(0, math.floor(box[0])), W - 1), min(max(0, math.floor(box[1])), H - 1)
-    return x1, y1, min(W, max(x1 + 1, math.ceil(box[2]))), min(H, max(y1 + 1, math.ceil(box[3])))
-
 class _ImageCrops(torch.utils.data.Dataset):
     "Each image, preprocessed, with its regions' crops: every image file is decoded once."
     def __init__(self, root, files, r:RegionSet, transform):
@@ -315,33 +334,38 @@ class _ImageCrops(torch.utils.data.Dataset):
     def __getitem__(self, i):
         im = load_image(self.root/self.files[i])
         if (im.height, im.width) != tuple(self.r.sizes[i].tolist()):
-            raise ValueError(f"{self.files[i]} is {im.height}×{im.width} px but its regions were made for {tuple(self.r.sizes[i].tolist())}.")
+            raise ValueError(f"{self.files[i]} is {im.height}×{im.width} px but its "
+                             f"regions were made for {tuple(self.r.sizes[i].tolist())}.")
         crops = [self.tf(im.crop(pixel_box(self.r.boxes[j].tolist(), im.size))) for j in self.of[i]]
         return self.tf(im), crops, self.of[i], i
 
 def _collate_crops(items):
     full = torch.stack([it[0] for it in items])
     crops = [c for it in items for c in it[1]]
-    return full, (torch.stack(crops) if crops else None), torch.tensor([j for it in items for j in it[2]], dtype=torch.long), torch.tensor([it[3] for it in items])
+    owner = torch.tensor([j for it in items for j in it[2]], dtype=torch.long)
+    return full, (torch.stack(crops) if crops else None), owner, torch.tensor([it[3] for it in items])
 
 @torch.no_grad()
 def embed_images_and_regions(clip:Clip, # the CLIP model
                              root:str|Path, # the images' directory
                              files:Sequence[str], # the images the regions belong to
                              r:RegionSet, # the regions
-                             batch_size:int=128, # images per batch (their crops go with them), and crops per forward pass
+                             # images per batch (their crops go with them), and crops per forward pass
+                             batch_size:int=128,
                              num_workers:int=0, # DataLoader workers decoding and cropping images
-                             whole:bool=True, # also embed the whole images (False: the regions' crops only, the first result None)
+                             # also embed the whole images (False: the regions' crops only, the first result None)
+                             whole:bool=True,
                             ) -> tuple[torch.Tensor|None, torch.Tensor]: # global (N, E), regions (M, E), L2-normalised
     "CLIP embeddings of every image and of every region's crop, in one pass over the images."
     if len(files) != len(r): raise ValueError(f"{len(files)} files but regions for {len(r)} images.")
     if len(files) == 0: raise ValueError("embed_images_and_regions: no images.")
-    from tqdm.auto import tqdm
     glob, emb = torch.zeros(len(files), clip.embed_dim) if whole else None, torch.zeros(len(r.boxes), clip.embed_dim)
-    enc = lambda x: torch.cat([F.normalize(clip.model.encode_image(b.to(clip.device)).float(), dim=-1).cpu() for b in x.split(batch_size)])
+    enc = lambda x: torch.cat([F.normalize(clip.model.encode_image(b.to(clip.device)).float(), dim=-1).cpu()
+                               for b in x.split(batch_size)])
     dl = torch.utils.data.DataLoader(_ImageCrops(root, files, r, clip.preprocess), batch_size=batch_size,
                                      num_workers=num_workers, collate_fn=_collate_crops)
-    for full, crops, j, i in tqdm(dl, desc="images and regions" if whole else "regions", disable=len(dl) <= 1, leave=False):
+    for full, crops, j, i in tqdm(dl, desc="images and "
+                                           "regions" if whole else "regions", disable=len(dl) <= 1, leave=False):
         if whole: glob[i] = enc(full)
         if crops is not None: emb[j] = enc(crops)
     return glob, emb
@@ -354,7 +378,8 @@ def gem_power(x:torch.Tensor, p:float=3.0) -> torch.Tensor:
     return x.clamp(min=GEM_EPS).pow(p)
 
 def gem_root(mean:torch.Tensor, p:float=3.0) -> torch.Tensor:
-    "GeM's last step: the mean of `gem_power` to the power 1/p. Together: (1/|R| Σ max(x, ε)^p)^(1/p), the standard GeM."
+    """GeM's last step: the mean of `gem_power` to the power 1/p. Together: (1/|R| Σ max(x, ε)^p)^(1/p), the standard
+    GeM."""
     return mean.pow(1 / p)
 
 def global_pool(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for GeM)
@@ -364,7 +389,8 @@ def global_pool(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for
     "A global embedding per map, of any shape: MAC, GeM or mean over all cells, then L2."
     if method not in POOLINGS: raise ValueError(f"pooling {method!r}: use one of {POOLINGS}.")
     x = fmap.float()
-    v = x.amax((2, 3)) if method == "mac" else gem_root(gem_power(x, p).mean((2, 3)), p) if method == "gem" else x.mean((2, 3))
+    v = x.amax((2, 3)) if method == "mac" else gem_root(gem_power(x, p).mean((2, 3)),
+                                                        p) if method == "gem" else x.mean((2, 3))
     return F.normalize(v, dim=-1)
 
 def pool_boxes(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for GeM)
@@ -377,7 +403,6 @@ def pool_boxes(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for 
                sampling_ratio:int=-1, # samples per bin side; -1: adaptive (every cell a bin covers)
               ) -> torch.Tensor: # (M, C), not normalised
     "Pool every box of every map in one RoIAlign call: the boxes as hard attention over a CNN's map."
-    from torchvision.ops import roi_align
     if method not in POOLINGS: raise ValueError(f"pooling {method!r}: use one of {POOLINGS}.")
     if fmap.ndim != 4: raise ValueError(f"fmap has shape {tuple(fmap.shape)}; expected (B, C, h, w) feature maps.")
     boxes = as_tensor(boxes, "boxes", dtype=torch.float32).reshape(-1, 4)
@@ -385,7 +410,8 @@ def pool_boxes(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for 
     if len(boxes) == 0: return fmap.new_zeros(0, fmap.shape[1])
     x = gem_power(fmap, p) if method == "gem" else fmap
     rois = torch.cat([box_image[:, None].to(x), boxes.to(x)], 1)
-    b = roi_align(x, rois, output_size, spatial_scale=spatial_scale, sampling_ratio=sampling_ratio, aligned=True).flatten(2)
+    b = roi_align(x, rois, output_size, spatial_scale=spatial_scale, sampling_ratio=sampling_ratio,
+                  aligned=True).flatten(2)
     if method == "mac": return b.amax(-1)
     return gem_root(b.mean(-1), p) if method == "gem" else b.mean(-1)
 
@@ -404,7 +430,8 @@ def roi_embeddings(net:nn.Module, # a CNN returning a feature map (e.g. `objret.
     for s in batch_slices(len(images), batch_size):
         fm = select_map(net(images[s].to(dev)))
         sel = (r.box_image >= s.start) & (r.box_image < s.stop)
-        pooled = pool_boxes(fm, r.boxes[sel], (r.box_image[sel] - s.start).to(dev), fm.shape[-1] / images.shape[-1], "mean", output_size, sampling_ratio=2)
+        pooled = pool_boxes(fm, r.boxes[sel], (r.box_image[sel] - s.start).to(dev), fm.shape[-1] / images.shape[-1],
+                            "mean", output_size, sampling_ratio=2)
         feats.append((sel.nonzero()[:, 0], F.normalize(pooled.float(), dim=-1).cpu()))
     out = torch.zeros(len(r.boxes), feats[0][1].shape[1] if feats else 0)
     for j, f in feats: out[j] = f
@@ -422,11 +449,14 @@ def region_tensors(emb:torch.Tensor, # (M, E) region embeddings
     if len(emb) != len(r.boxes): raise ValueError(f"{len(emb)} embeddings for {len(r.boxes)} regions.")
     if len(glob) != len(r): raise ValueError(f"glob has {len(glob)} rows for {len(r)} images.")
     n = r.counts() if max_regions is None else r.counts().clamp(max=max_regions)
-    order, slot = _rank_in_image(r)
+    order, slot = rank_in_image(r)
     ok = slot < n[r.box_image[order]]
     img, order, slot = r.box_image[order][ok], order[ok], slot[ok]
-    X = torch.zeros(len(r), max(1, int(n.max())), emb.shape[1]); pad = torch.ones(X.shape[:2], dtype=torch.bool)
-    X[img, slot] = emb[order]; pad[img, slot] = False
+    X = torch.zeros(len(r), max(1, int(n.max())), emb.shape[1])
+    pad = torch.ones(X.shape[:2], dtype=torch.bool)
+    X[img, slot] = emb[order]
+    pad[img, slot] = False
     none = n == 0
-    X[none, 0] = glob[none]; pad[none, 0] = False
+    X[none, 0] = glob[none]
+    pad[none, 0] = False
     return X, pad

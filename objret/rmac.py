@@ -1,4 +1,4 @@
-"""Instance retrieval with R-MAC: MAC/GeM over a rigid grid of regions of a CNN's last map, PCA-whitening, query expansion, and the regional attention network (with context) that weights each region.
+"""Instance retrieval with R-MAC: MAC/GeM over a grid of regions, PCA-whitening, query expansion, regional attention.
 
 Docs: https://objret.github.io/objret/rmac.html.md"""
 
@@ -7,6 +7,7 @@ Docs: https://objret.github.io/objret/rmac.html.md"""
 # %% ../nbs/30_rmac.ipynb #50f70ebd
 from __future__ import annotations
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -14,16 +15,25 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from PIL import Image
 from torch import nn
+from torchvision.ops import roi_pool
 
-from .core import as_ints, as_tensor, batch_slices, batched, check_choice, get_device, step_generator
-from .data import ImageDataset, image_batches, load_image
+from .backbones import select_map
+from .core import (as_ints, as_tensor, batch_slices, batched, check_choice, check_int, get_device,
+                         seconds_per_item, step_generator)
+from .data import ImageDataset, image_batches
+from .geometry import crop_box, resize_long
+from .metrics import oxford_map
+from .regions import POOLINGS, gem_power, gem_root, global_pool
+from .train import IMAGENET_MEAN, IMAGENET_STD, Schedule, fit, imagenet_normalize
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'min_map_side', 'rmac_grid', 'pool_regions', 'RegionalAttention', 'PCAWhitening',
-           'average_query_expansion', 'GlobalHead', 'RmacHead', 'crop_box', 'RmacImages', 'describe_many', 'describe',
-           'regional_vectors', 'extraction_seconds', 'attention_inputs', 'train_attention', 'image_folder_tensors',
-           'retrieval_scores', 'instance_map']
+           'average_query_expansion', 'GlobalHead', 'RmacHead', 'prepare_image', 'RmacImages', 'check_map',
+           'describe_many', 'describe', 'regional_vectors', 'extraction_seconds', 'attention_inputs', 'AttentionConfig',
+           'train_attention', 'image_folder_tensors', 'retrieval_scores', 'instance_map']
 
 # %% ../nbs/30_rmac.ipynb #ed292bd8
 def min_map_side(levels:int) -> int:
@@ -52,7 +62,8 @@ def rmac_grid(h:int, w:int, # feature-map height and width (cells)
     ew, eh = (e, 0) if w > h else (0, e)
     out = []
     for l in range(1, levels + 1):
-        side = 2 * m // (l + 1); half = math.floor(side / 2 - 1)
+        side = 2 * m // (l + 1)
+        half = math.floor(side / 2 - 1)
         def starts(n, size):
             step = (size - side) / (n - 1) if n > 1 else 0
             return [int(math.floor(half + i * step) - half) for i in range(n)]
@@ -60,9 +71,6 @@ def rmac_grid(h:int, w:int, # feature-map height and width (cells)
     return torch.tensor(out, dtype=torch.long)
 
 # %% ../nbs/30_rmac.ipynb #f06a6fc1
-from torchvision.ops import roi_pool
-from .regions import POOLINGS, gem_power, gem_root, global_pool
-
 def pool_regions(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative for GeM)
                  regions:torch.Tensor, # (R, 4) boxes in cells, from `rmac_grid`
                  method:str="mac", # "mac" (max), "gem" (generalised mean) or "mean"
@@ -74,7 +82,8 @@ def pool_regions(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative fo
     r = regions.to(fmap.device)
     if method == "mac":
         boxes = torch.cat([torch.arange(B, device=fmap.device).repeat_interleave(len(r))[:, None].to(fmap.dtype),
-                           r.repeat(B, 1).to(fmap.dtype) - torch.tensor([0, 0, 1, 1], device=fmap.device, dtype=fmap.dtype)], 1)
+                           r.repeat(B, 1).to(fmap.dtype)
+                           - torch.tensor([0, 0, 1, 1], device=fmap.device, dtype=fmap.dtype)], 1)
         return roi_pool(fmap, boxes, (1, 1), 1.0).view(B, len(r), C)
     x = gem_power(fmap, p) if method == "gem" else fmap
     ii = F.pad(x.cumsum(2).cumsum(3), (1, 0, 1, 0))                          # (B, C, h+1, w+1) integral image
@@ -85,7 +94,8 @@ def pool_regions(fmap:torch.Tensor, # (B, C, h, w) feature maps (non-negative fo
 
 # %% ../nbs/30_rmac.ipynb #e75afde9
 class RegionalAttention(nn.Module):
-    "Φ(k) = softplus(W_c·tanh(W_r·k + b_r) + b_c): a positive weight per region; with `context`, k = [region ; whole map]."
+    """Φ(k) = softplus(W_c·tanh(W_r·k + b_r) + b_c): a positive weight per region; with `context`, k = [region ; whole
+    map]."""
     def __init__(self, channels:int, # channels of the feature map
                  hidden:int=64, # hidden units (64 in the paper)
                  context:bool=True, # append the whole map's mean-pooled feature to each region's
@@ -105,7 +115,8 @@ class PCAWhitening(nn.Module):
     "PCA-whitening x ↦ Λ^-½ Vᵀ (x − μ), learned with `PCAWhitening.fit`."
     def __init__(self, mean:torch.Tensor, proj:torch.Tensor):
         super().__init__()
-        self.register_buffer("mean", mean); self.register_buffer("proj", proj)
+        self.register_buffer("mean", mean)
+        self.register_buffer("proj", proj)
     @classmethod
     def fit(cls, x:torch.Tensor, # (n, C) training vectors (regional MACs of a separate set)
             dim:int|None=None, # components kept (None: all C)
@@ -114,7 +125,9 @@ class PCAWhitening(nn.Module):
         "Learn the mean and the whitening projection from `x`."
         x = as_tensor(x, "whitening vectors", ndim=2, finite=True).double()
         n, C = x.shape
-        if n < C: raise ValueError(f"PCA-whitening of {C}-d vectors needs at least {C} training vectors; got {n}. Fit it on more images (or more regions per image).")
+        if n < C:
+            raise ValueError(f"PCA-whitening of {C}-d vectors needs at least {C} training vectors; "
+                             f"got {n}. Fit it on more images (or more regions per image).")
         dim = C if dim is None else dim
         if not 0 < dim <= C: raise ValueError(f"dim={dim}: keep between 1 and {C} components.")
         mu = x.mean(0)
@@ -126,7 +139,8 @@ class PCAWhitening(nn.Module):
 def average_query_expansion(q:torch.Tensor, # (Q, D) query descriptors, L2-normalised
                             db:torch.Tensor, # (N, D) database descriptors, L2-normalised
                             k:int=5, # database neighbours averaged in (0: none)
-                            exclude=None, # (Q,) database index of each query's own copy, left out of its neighbours (-1: none)
+                            # (Q,) database index of each query's own copy, left out of its neighbours (-1: none)
+                            exclude=None,
                            ) -> torch.Tensor: # (Q, D) expanded queries, L2-normalised
     "Average query expansion: each query becomes the normalised sum of itself and its top-`k` database descriptors."
     if k <= 0: return q
@@ -141,18 +155,21 @@ def average_query_expansion(q:torch.Tensor, # (Q, D) query descriptors, L2-norma
 
 # %% ../nbs/30_rmac.ipynb #e855d04e
 class GlobalHead(nn.Module):
-    "Feature maps → one global descriptor each (MAC, GeM or mean over the whole map, any shape), optionally whitened, L2."
+    """Feature maps → one global descriptor each (MAC, GeM or mean over the whole map, any shape), optionally whitened,
+    L2."""
     levels = 0                                                        # no grid: any map of at least one cell
     def __init__(self, pool:str="mac", # "mac", "gem" or "mean"
                  whitening:PCAWhitening|None=None, p:float=3.0):
-        super().__init__(); self.pool, self.whitening, self.p = pool, whitening, p
+        super().__init__()
+        self.pool, self.whitening, self.p = pool, whitening, p
         if pool not in POOLINGS: raise ValueError(f"pooling {pool!r}: use one of {POOLINGS}.")
     def forward(self, fmap:torch.Tensor) -> torch.Tensor:
         v = global_pool(fmap, self.pool, self.p)
         return v if self.whitening is None else F.normalize(self.whitening(v), dim=-1)
 
 class RmacHead(nn.Module):
-    "Feature maps → global descriptors: R-MAC grid, regional pooling, optional attention, PCA-whitening, weighted sum, L2."
+    """Feature maps → global descriptors: R-MAC grid, regional pooling, optional attention, PCA-whitening, weighted sum,
+    L2."""
     def __init__(self, levels:int=3, # grid levels
                  attention:RegionalAttention|None=None, # region weights (None: plain R-MAC, every weight 1)
                  whitening:PCAWhitening|None=None, # applied to each regional vector
@@ -161,7 +178,8 @@ class RmacHead(nn.Module):
                  overlap:float=0.4,
                 ):
         super().__init__()
-        self.levels, self.attention, self.whitening, self.pool, self.p, self.overlap = levels, attention, whitening, pool, p, overlap
+        self.levels, self.attention, self.whitening = levels, attention, whitening
+        self.pool, self.p, self.overlap = pool, p, overlap
     def regions(self, fmap:torch.Tensor) -> torch.Tensor: return rmac_grid(*fmap.shape[-2:], self.levels, self.overlap)
     def weights(self, fmap:torch.Tensor, regions:torch.Tensor|None=None) -> torch.Tensor:
         "(B, R) region weights: the attention network's, or ones."
@@ -176,54 +194,51 @@ class RmacHead(nn.Module):
         return F.normalize(v.sum(1), dim=-1)
 
 # %% ../nbs/30_rmac.ipynb #7f5f7273
-import torchvision.transforms.functional as TF
-from .backbones import select_map
-from .train import IMAGENET_MEAN, IMAGENET_STD, imagenet_normalize
-
-def _prepare(im, max_side:int|None, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    "PIL image → normalised tensor (a backbone's mean and std), longer side `max_side` (None: as is)."
-    if max_side is not None:
-        s = max_side / max(im.size)
-        if s != 1: im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), resample=3)
-    return imagenet_normalize(TF.pil_to_tensor(im)[None], mean, std)[0]
-
-def crop_box(im, box:Sequence[float], name:str="image"):
-    "Crop a PIL image to `box` (x1, y1, x2, y2, pixels), clipped to the image; a box outside it is an error."
-    x1, y1, x2, y2 = (float(v) for v in box)
-    W, H = im.size
-    cx1, cy1, cx2, cy2 = max(0, x1), max(0, y1), min(W, x2), min(H, y2)
-    if not (cx2 - cx1 >= 1 and cy2 - cy1 >= 1):
-        raise ValueError(f"{name}: query box {[x1, y1, x2, y2]} lies outside the {W}×{H} image (or is empty); boxes are x1, y1, x2, y2 in pixels.")
-    return im.crop((round(cx1), round(cy1), round(cx2), round(cy2)))
+def prepare_image(im:Image.Image, # an RGB image
+                  max_side:int|None, # its longer side after resizing (None: as it is)
+                  mean=IMAGENET_MEAN, std=IMAGENET_STD, # the backbone's input normalisation
+                 ) -> torch.Tensor: # (3, h, w) float
+    "PIL image → normalised tensor (a backbone's mean and std), longer side `max_side` (bicubic)."
+    return imagenet_normalize(resize_long(im, max_side)[0][None], mean, std)[0]
 
 class RmacImages(ImageDataset):
-    "Images (optionally cropped to boxes) prepared for a CNN: longer side `max_side`, normalised with the backbone's statistics."
+    """Images (optionally cropped to boxes) prepared for a CNN: longer side `max_side`, normalised with the backbone's
+    statistics."""
     def __init__(self, root:str|Path, files:Sequence[str], max_side:int|None=None, boxes=None, on_error:str="raise",
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, # the backbone's input normalisation (ImageNet's for torchvision's CNNs)
+                 # the backbone's input normalisation (ImageNet's for torchvision's CNNs)
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
                 ):
         super().__init__(root, files, None, on_error)
         self.max_side, self.boxes = max_side, None if boxes is None else torch.as_tensor(boxes, dtype=torch.float32)
         self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0: raise ValueError(f"mean {mean} and std {std}: three channels each, std > 0.")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"mean {mean} and std {std}: three channels each, std > 0.")
     def __getitem__(self, i):
         got = super().__getitem__(i)
         if got is None: return None
         im, _ = got
-        if self.boxes is not None and not torch.isnan(self.boxes[i]).any(): im = crop_box(im, self.boxes[i].tolist(), str(self.root/self.files[i]))
-        return _prepare(im, self.max_side, self.mean, self.std), i
+        if self.boxes is not None and not torch.isnan(self.boxes[i]).any():
+            im = crop_box(im, self.boxes[i].tolist(), str(self.root/self.files[i]))
+        return prepare_image(im, self.max_side, self.mean, self.std), i
 
-def _check_map(fmap:torch.Tensor, levels:int, name:str, px:tuple):
+def check_map(fmap:torch.Tensor, # (B, C, h, w) a backbone's maps
+              levels:int, # the R-MAC grid's levels
+              name:str, # the image, for the error
+              px:tuple, # its (height, width) in pixels, for the error
+             ):
     "A map too small for the grid's levels is an error naming the image (whatever the backbone's stride)."
     if min(fmap.shape[-2:]) < max(1, min_map_side(levels)):
-        raise ValueError(f"{name} ({px[1]}×{px[0]} px) gives a {fmap.shape[-2]}×{fmap.shape[-1]} feature map; levels={levels} needs at least "
-                         f"{min_map_side(levels)}×{min_map_side(levels)} cells: raise max_side, or lower levels.")
+        raise ValueError(f"{name} ({px[1]}×{px[0]} px) gives a {fmap.shape[-2]}×{fmap.shape[-1]} feature "
+                         f"map; levels={levels} needs at least {min_map_side(levels)}×{min_map_side(levels)} "
+                         "cells: raise max_side, or lower levels.")
 
 def _check_size(x:torch.Tensor, net:nn.Module, levels:int, name:str):
     stride = getattr(net, "stride", None)
     H, W = x.shape[-2:]
     if stride and min(H, W) < stride * min_map_side(levels):
         need = stride * min_map_side(levels)
-        raise ValueError(f"{name} is {W}×{H} px after resizing: the backbone's stride is {stride}, so levels={levels} needs a short side of at least {need} px; raise max_side or lower levels.")
+        raise ValueError(f"{name} is {W}×{H} px after resizing: the backbone's stride is {stride}, so "
+                         f"levels={levels} needs a short side of at least {need} px; raise max_side or lower levels.")
 
 @torch.no_grad()
 def describe_many(net:nn.Module, # backbone returning (B, C, h, w) maps
@@ -234,25 +249,32 @@ def describe_many(net:nn.Module, # backbone returning (B, C, h, w) maps
                   device:str="auto",
                   desc:str="describing",
                  ) -> dict: # name -> (N, D) L2-normalised, in the order of `images.files`
-    "Descriptors of a collection for several heads: one backbone pass per image, batched on `device`, with a progress bar."
+    """Descriptors of a collection for several heads: one backbone pass per image, batched on `device`, with a progress
+    bar."""
     dev = get_device(device)
-    net = net.to(dev).eval(); heads = {k: h.to(dev).eval() for k, h in heads.items()}
+    net = net.to(dev).eval()
+    heads = {k: h.to(dev).eval() for k, h in heads.items()}
     levels = max(h.levels for h in heads.values())
     out = {k: [None] * len(images) for k in heads}
     for ims, idx in image_batches(images, batch_size, desc=desc):
-        groups = [(ims, idx)] if isinstance(ims, torch.Tensor) else [(im[None], idx[j:j + 1]) for j, im in enumerate(ims)]
+        if isinstance(ims, torch.Tensor): groups = [(ims, idx)]
+        else: groups = [(im[None], idx[j:j + 1]) for j, im in enumerate(ims)]             # sizes differ: one at a time
         for x, ix in groups:
-            x = x.to(dev); d = {k: 0 for k in heads}
+            x = x.to(dev)
+            d = {k: 0 for k in heads}
             for s in scales:
-                xs = x if s == 1 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=True)
+                xs = x if s == 1 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False,
+                                                    antialias=True)
                 _check_size(xs, net, levels, str(images.root/images.files[int(ix[0])]))
                 fmap = select_map(net(xs))
-                _check_map(fmap, levels, str(images.root/images.files[int(ix[0])]), tuple(xs.shape[-2:]))
+                check_map(fmap, levels, str(images.root/images.files[int(ix[0])]), tuple(xs.shape[-2:]))
                 for k, h in heads.items(): d[k] = d[k] + h(fmap.float())
             for k in heads:
                 for j, i in enumerate(ix.tolist()): out[k][i] = F.normalize(d[k][j], dim=-1).cpu()
     missing = [images.files[i] for i, o in enumerate(next(iter(out.values()))) if o is None]
-    if missing: raise ValueError(f"{len(missing)} images could not be described (unreadable, skipped), e.g. {missing[:3]}; fix or remove them.")
+    if missing:
+        raise ValueError(f"{len(missing)} images could not be described (unreadable, "
+                         f"skipped), e.g. {missing[:3]}; fix or remove them.")
     return {k: torch.stack(v) for k, v in out.items()}
 
 def describe(net:nn.Module, head:RmacHead, images:RmacImages, batch_size:int=32, scales:Sequence[float]=(1.0,),
@@ -261,9 +283,11 @@ def describe(net:nn.Module, head:RmacHead, images:RmacImages, batch_size:int=32,
     return describe_many(net, {"d": head}, images, batch_size, scales, device, desc)["d"]
 
 @torch.no_grad()
-def regional_vectors(net:nn.Module, images:RmacImages, levels:int=3, pool:str="mac", batch_size:int=32, device:str="auto") -> torch.Tensor:
+def regional_vectors(net:nn.Module, images:RmacImages, levels:int=3, pool:str="mac", batch_size:int=32,
+                     device:str="auto") -> torch.Tensor:
     "All regional vectors (MAC or GeM) of a collection, stacked: what `PCAWhitening.fit` learns from."
-    dev = get_device(device); net = net.to(dev).eval()
+    dev = get_device(device)
+    net = net.to(dev).eval()
     vs = []
     for ims, idx in image_batches(images, batch_size, desc="regional vectors"):
         for x in ([ims] if isinstance(ims, torch.Tensor) else [im[None] for im in ims]):
@@ -273,24 +297,22 @@ def regional_vectors(net:nn.Module, images:RmacImages, levels:int=3, pool:str="m
     return torch.cat(vs)
 
 # %% ../nbs/30_rmac.ipynb #9199776c
-from .core import seconds_per_item
-
 @torch.no_grad()
 def extraction_seconds(net:nn.Module, head:RmacHead, images:RmacImages,
                        n:int=200, # images timed (the first n of the collection)
                        batch_size:int=32, repeat:int=3, device:str="auto",
                       ) -> float: # seconds per image
     "Backbone + head time per image on decoded images in memory: best of `repeat` passes after a warm-up."
-    dev = get_device(device); net, head = net.to(dev).eval(), head.to(dev).eval()
+    dev = get_device(device)
+    net, head = net.to(dev).eval(), head.to(dev).eval()
     xs = [images[i][0] for i in range(min(n, len(images)))]
     if not xs: raise ValueError("extraction_seconds: no images to time.")
     same = all(x.shape == xs[0].shape for x in xs)
-    batches = [torch.stack(xs[s]).to(dev) for s in batch_slices(len(xs), batch_size)] if same else [x[None].to(dev) for x in xs]
+    batches = [torch.stack(xs[s]).to(dev)
+               for s in batch_slices(len(xs), batch_size)] if same else [x[None].to(dev) for x in xs]
     return seconds_per_item(lambda x: head(select_map(net(x)).float()), batches, len(xs), repeat, device)
 
 # %% ../nbs/30_rmac.ipynb #137e8cab
-from .train import fit
-
 @torch.no_grad()
 def attention_inputs(net:nn.Module, # frozen backbone
                       images:torch.Tensor, # (N, 3, S, S) uint8 training images
@@ -298,49 +320,70 @@ def attention_inputs(net:nn.Module, # frozen backbone
                       mean=IMAGENET_MEAN, std=IMAGENET_STD, # the backbone's input normalisation
                      ) -> dict: # mac, mean (N, R, C) and whole (N, C), on the CPU
     "Regional MACs, regional means and whole-map means of in-memory uint8 images (the attention's training inputs)."
-    dev = get_device(device); net = net.to(dev).eval()
+    dev = get_device(device)
+    net = net.to(dev).eval()
     mac, means, whole = [], [], []
     for b in batched(images, batch_size, desc="regional features"):
         f = select_map(net(imagenet_normalize(b.to(dev), mean, std))).float()
         r = rmac_grid(*f.shape[-2:], levels)
-        mac.append(pool_regions(f, r, "mac").cpu()); means.append(pool_regions(f, r, "mean").cpu()); whole.append(f.mean((2, 3)).cpu())
+        mac.append(pool_regions(f, r, "mac").cpu())
+        means.append(pool_regions(f, r, "mean").cpu())
+        whole.append(f.mean((2, 3)).cpu())
     return dict(mac=torch.cat(mac), mean=torch.cat(means), whole=torch.cat(whole))
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    "The regional attention network's shape and how it is trained."
+    context:bool = True            # Φ sees the whole map's mean beside each region's
+    hidden:int = 64                # its hidden units
+    levels:int = 3                 # R-MAC grid levels of the regions it weights
+    steps:int = 300
+    batch_size:int = 128
+    lr:float = 1e-3
+    weight_decay:float = 1e-4
+    multilabel:str = "softmax"     # multi-hot targets: "softmax" (over the image's labels) or "bce" (per class)
+    seed:int = 0                   # initialisation and batch order
+    def __post_init__(self):
+        check_choice(self.multilabel, ["softmax", "bce"], "multilabel")
+        for k in ("hidden", "levels", "steps", "batch_size"): check_int(getattr(self, k), k, min=1)
+
+def _attention_loss(logits:torch.Tensor, t:torch.Tensor, multi:bool, multilabel:str) -> torch.Tensor:
+    "The classifier's loss on attention-weighted regions: cross-entropy, or over multi-hot labels softmax or BCE."
+    if not multi: return F.cross_entropy(logits, t)
+    if multilabel == "bce": return F.binary_cross_entropy_with_logits(logits, t)
+    return -(t / t.sum(1, keepdim=True).clamp(min=1) * F.log_softmax(logits, 1)).sum(1).mean()
 
 def train_attention(net:nn.Module, # frozen backbone with a classifier `fc` (e.g. `objret.train.tiny_cnn()`)
                     images:torch.Tensor, # (N, 3, S, S) uint8 training images
                     targets:torch.Tensor, # (N,) class indices, or (N, K) multi-hot labels
-                    context:bool=True, hidden:int=64, levels:int=3,
-                    steps:int=300, batch_size:int=128, lr:float=1e-3, weight_decay:float=1e-4,
-                    multilabel:str="softmax", # multi-hot targets: "softmax" (over the image's labels) or "bce" (per class)
+                    cfg:AttentionConfig=AttentionConfig(), # the network's shape and recipe
                     ckpt:str|Path|None=None, # checkpoint file (resumed from when present)
                     device:str="auto",
-                    seed:int=0, # initialisation and batch order
                     mean=IMAGENET_MEAN, std=IMAGENET_STD, # the backbone's input normalisation
                    ) -> tuple[RegionalAttention, pd.DataFrame]:
     "Train the regional attention network alone against the frozen classifier; return it and its learning curve."
     fc = getattr(net, "fc", None)
-    if not isinstance(fc, nn.Linear): raise ValueError("train_attention needs a backbone with a linear classifier `fc` (objret.backbones.cnn_backbone keeps it).")
+    if not isinstance(fc, nn.Linear):
+        raise ValueError("train_attention needs a backbone with a linear classifier "
+                         "`fc` (objret.backbones.cnn_backbone keeps it).")
     if len(images) != len(targets): raise ValueError(f"{len(images)} images but {len(targets)} targets.")
     if len(images) == 0: raise ValueError("train_attention: no training images.")
     multi = targets.ndim == 2
-    check_choice(multilabel, ["softmax", "bce"], "multilabel")
-    if multi and targets.shape[1] != fc.out_features: raise ValueError(f"targets have {targets.shape[1]} labels; the classifier has {fc.out_features} outputs.")
+    if multi and targets.shape[1] != fc.out_features:
+        raise ValueError(f"targets have {targets.shape[1]} labels; the classifier has {fc.out_features} outputs.")
     dev = get_device(device)
-    feats = attention_inputs(net, images, levels, device=dev, mean=mean, std=std)
-    torch.manual_seed(seed)
-    att = RegionalAttention(feats["mac"].shape[-1], hidden, context).to(dev)
+    feats = attention_inputs(net, images, cfg.levels, device=dev, mean=mean, std=std)
+    torch.manual_seed(cfg.seed)
+    att = RegionalAttention(feats["mac"].shape[-1], cfg.hidden, cfg.context).to(dev)
     W, b = fc.weight.detach().to(dev), fc.bias.detach().to(dev)
     y = targets.float() if multi else targets.long()
     def step(i):
-        idx = torch.randint(0, len(y), (batch_size,), generator=step_generator(seed, i))
+        idx = torch.randint(0, len(y), (cfg.batch_size,), generator=step_generator(cfg.seed, i))
         a = att(feats["mean"][idx].to(dev), feats["whole"][idx].to(dev))
         logits = F.linear((a[..., None] * feats["mac"][idx].to(dev)).mean(1), W, b)
-        t = y[idx].to(dev)
-        if not multi: loss = F.cross_entropy(logits, t)
-        elif multilabel == "bce": loss = F.binary_cross_entropy_with_logits(logits, t)
-        else: loss = -(t / t.sum(1, keepdim=True).clamp(min=1) * F.log_softmax(logits, 1)).sum(1).mean()
-        return {"loss": loss}
-    hist = fit(att, step, steps, lr, weight_decay, warmup=min(20, steps // 5), ckpt=ckpt, desc="regional attention")
+        return {"loss": _attention_loss(logits, y[idx].to(dev), multi, cfg.multilabel)}
+    sch = Schedule(cfg.steps, cfg.lr, cfg.weight_decay, warmup=min(20, cfg.steps // 5))
+    hist = fit(att, step, sch, ckpt=ckpt, desc="regional attention")
     return att.eval(), hist
 
 # %% ../nbs/30_rmac.ipynb #9f257a76
@@ -349,12 +392,17 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPEG", ".JPG", ".PNG")
 def image_folder_tensors(root:str|Path, # one sub-folder of images per class
                          size:int=224, # images are resized to size×size
                          max_per_class:int|None=None, # cap per class (None: all)
-                        ) -> tuple[torch.Tensor, torch.Tensor, list]: # uint8 (N, 3, size, size), labels (N,), class names
+                        # uint8 (N, 3, size, size), labels (N,), class names
+                        ) -> tuple[torch.Tensor, torch.Tensor, list]:
     "A classification set in the one-folder-per-class layout, in memory."
     root = Path(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
-    files = [(c, f) for i, c in enumerate(classes) for f in sorted(p for p in (root/c).iterdir() if p.suffix in IMAGE_SUFFIXES)[:max_per_class]]
-    if not files: raise FileNotFoundError(f"no images in class folders below {root}: expected {root}/<class>/<image>.jpg (e.g. an ImageNet subset).")
+    files = [(c, f) for i,
+             c in enumerate(classes)
+             for f in sorted(p for p in (root/c).iterdir() if p.suffix in IMAGE_SUFFIXES)[:max_per_class]]
+    if not files:
+        raise FileNotFoundError(f"no images in class folders below {root}: expected "
+                                f"{root}/<class>/<image>.jpg (e.g. an ImageNet subset).")
     ds = ImageDataset(root, [str(f.relative_to(root)) for _, f in files],
                       lambda im: TF.pil_to_tensor(im.resize((size, size), resample=3)))
     x = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
@@ -362,10 +410,9 @@ def image_folder_tensors(root:str|Path, # one sub-folder of images per class
     return x, torch.tensor([classes.index(c) for c, _ in files]), classes
 
 # %% ../nbs/30_rmac.ipynb #c99706a9
-from .metrics import oxford_map
-
 def retrieval_scores(q:torch.Tensor, db:torch.Tensor, qe_k:int=0, exclude=None) -> torch.Tensor:
-    "(Q, N) cosine scores of queries against the database, after average query expansion with `qe_k` neighbours (`exclude`: each query's own copy)."
+    """(Q, N) cosine scores of queries against the database, after average query expansion with `qe_k` neighbours
+    (`exclude`: each query's own copy)."""
     return average_query_expansion(q, db, qe_k, exclude) @ db.T
 
 def instance_map(scores:torch.Tensor, gnd:list) -> dict:

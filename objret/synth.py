@@ -1,4 +1,4 @@
-"""The embedded synthetic object world: seeded scenes of coloured shapes with exact boxes and masks, written in the real data sets' formats (COCO instances, Karpathy captions, revisited Oxford, CSS), so every loader, model and notebook runs unchanged on it.
+"""The embedded synthetic world: seeded scenes of shapes with exact boxes, written in the real data sets' formats.
 
 Docs: https://objret.github.io/objret/synth.html.md"""
 
@@ -6,8 +6,9 @@ Docs: https://objret.github.io/objret/synth.html.md"""
 
 # %% ../nbs/04_synth.ipynb #d45f439d
 from __future__ import annotations
-import contextlib, hashlib, json, pickle
-from dataclasses import asdict, dataclass, field
+import contextlib, json, os, pickle
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from .core import atomic_dir, check_choice, objret_home
+from .core import atomic_dir, check_choice, config_digest, objret_home
 from .data import rle_from_mask
 
 # %% auto #0
@@ -29,7 +30,8 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 225), 
            "purple": (145, 60, 200), "orange": (245, 140, 30), "cyan": (40, 200, 210), "pink": (245, 125, 190)}
 SIZES = {"small": 0.14, "medium": 0.22, "large": 0.32}   # an object's extent as a fraction of the image side
 SIZE_EDGES = (0.18, 0.27)   # box side over image side between small, medium and large (midway between SIZES)
-MARKINGS = ("striped", "checked")   # fine zero-mean markings an object may carry: 1-pixel stripes or checks over its colour
+# fine zero-mean markings an object may carry: 1-pixel stripes or checks over its colour
+MARKINGS = ("striped", "checked")
 
 @dataclass(frozen=True)
 class WorldConfig:
@@ -42,13 +44,18 @@ class WorldConfig:
     max_objects:int = 6
     max_occlusion:float = 0.5     # the largest hidden fraction of any object
     noisy_background:float = 0.5  # share of scenes with a noisy, cluttered background
-    texture:float = 0.0           # share of every background covered by high-contrast grey texture (stripes, checks): clutter no category owns
-    markings:float = 0.0          # caption scenes: share of objects carrying a fine marking (`MARKINGS`) that only a crop resolves
+    # share of every background covered by high-contrast grey texture (stripes, checks): clutter no category owns
+    texture:float = 0.0
+    # caption scenes: share of objects carrying a fine marking (`MARKINGS`) that only a crop resolves
+    markings:float = 0.0
     def __post_init__(self):
-        if not 0 <= self.markings <= 1: raise ValueError(f"WorldConfig(markings={self.markings}): a share of the objects between 0 and 1.")
-        if not 0 <= self.texture <= 0.9: raise ValueError(f"WorldConfig(texture={self.texture}): a share of the background between 0 and 0.9.")
-        if not 0 <= self.noisy_background <= 1: raise ValueError(f"WorldConfig(noisy_background={self.noisy_background}): a share between 0 and 1.")
-    def key(self) -> str: return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        if not 0 <= self.markings <= 1:
+            raise ValueError(f"WorldConfig(markings={self.markings}): a share of the objects between 0 and 1.")
+        if not 0 <= self.texture <= 0.9:
+            raise ValueError(f"WorldConfig(texture={self.texture}): a share of the background between 0 and 0.9.")
+        if not 0 <= self.noisy_background <= 1:
+            raise ValueError(f"WorldConfig(noisy_background={self.noisy_background}): a share between 0 and 1.")
+    def key(self) -> str: return config_digest(self)
     @property
     def categories(self) -> list: return [f"{c} {s}" for s in self.shapes for c in self.colours]
 
@@ -59,10 +66,13 @@ def _outline(shape:str, r:float, angle:float) -> np.ndarray:
     elif shape == "star": k, rad = 10, np.tile([r, 0.45 * r], 5)
     elif shape == "cross":
         w = 0.36 * r
-        pts = np.array([[w, r], [w, w], [r, w], [r, -w], [w, -w], [w, -r], [-w, -r], [-w, -w], [-r, -w], [-r, w], [-w, w], [-w, r]])
+        pts = np.array([[w, r], [w, w], [r, w], [r, -w], [w, -w], [w, -r], [-w, -r], [-w, -w], [-r, -w], [-r, w],
+                        [-w, w], [-w, r]])
         c, s = np.cos(angle), np.sin(angle)
         return pts @ np.array([[c, s], [-s, c]])
-    else: k = {"triangle": 3, "square": 4, "diamond": 4, "pentagon": 5, "hexagon": 6}[shape]; rad = np.full(k, r)
+    else:
+        k = {"triangle": 3, "square": 4, "diamond": 4, "pentagon": 5, "hexagon": 6}[shape]
+        rad = np.full(k, r)
     t = angle + (np.pi / 4 if shape == "square" else -np.pi / 2) + np.arange(k) * 2 * np.pi / k
     return np.stack([rad * np.cos(t), rad * np.sin(t)], 1)
 
@@ -76,9 +86,11 @@ def shape_mask(shape:str, # one of `SHAPES`
     S = image_size
     r = size * S / 2
     pts = _outline(shape, r, angle) + [cx * S, cy * S]
-    x0, y0 = np.floor(pts.min(0)).astype(int); x1, y1 = np.ceil(pts.max(0)).astype(int) + 1
+    x0, y0 = np.floor(pts.min(0)).astype(int)
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + 1
     m = Image.new("L", (max(x1 - x0, 1), max(y1 - y0, 1)))
-    if shape == "circle": ImageDraw.Draw(m).ellipse([cx * S - r - x0, cy * S - r - y0, cx * S + r - x0, cy * S + r - y0], fill=1)
+    if shape == "circle":
+        ImageDraw.Draw(m).ellipse([cx * S - r - x0, cy * S - r - y0, cx * S + r - x0, cy * S + r - y0], fill=1)
     else: ImageDraw.Draw(m).polygon([tuple(p) for p in pts - [x0, y0]], fill=1)
     out = np.zeros((S, S), bool)
     a = np.asarray(m, bool)
@@ -94,27 +106,34 @@ def _background(rng, S:int, noisy:bool) -> np.ndarray:
     if noisy:
         img = img + rng.integers(-28, 29, (S, S, 1)) + rng.integers(-8, 9, (S, S, 3))
         for _ in range(rng.integers(3, 9)):                       # grey clutter strokes
-            x, y, l = rng.integers(0, S, 3); w = max(1, S // 64)
+            x, y, l = rng.integers(0, S, 3)
+            w = max(1, S // 64)
             v = rng.integers(40, 220)
             if rng.random() < .5: img[y:y + w, x:x + l // 2] = v
             else: img[y:y + l // 2, x:x + w] = v
     return img
 
 def _texture(rng, img:np.ndarray, share:float):
-    "Cover about `share` of `img` with high-contrast grey texture patches (stripes or checks at random period and angle)."
-    S = img.shape[0]; covered = np.zeros((S, S), bool)
+    """Cover about `share` of `img` with high-contrast grey texture patches (stripes or checks at random period and
+    angle)."""
+    S = img.shape[0]
+    covered = np.zeros((S, S), bool)
     while covered.mean() < share:
-        w, h = rng.integers(S // 6, S // 3 + 1, 2); x, y = rng.integers(0, S - w + 1), rng.integers(0, S - h + 1)
+        w, h = rng.integers(S // 6, S // 3 + 1, 2)
+        x, y = rng.integers(0, S - w + 1), rng.integers(0, S - h + 1)
         period, t = rng.integers(3, 8), rng.uniform(0, np.pi)
         yy, xx = np.mgrid[y:y + h, x:x + w]                             # the patch's pixels, in image coordinates
         u, v = (xx * np.cos(t) + yy * np.sin(t)) / period, (-xx * np.sin(t) + yy * np.cos(t)) / period
-        on = (np.floor(u) % 2 == 0) if rng.random() < .6 else ((np.floor(u) + np.floor(v)) % 2 == 0)   # stripes or checks
+        # stripes or checks
+        on = (np.floor(u) % 2 == 0) if rng.random() < .6 else ((np.floor(u) + np.floor(v)) % 2 == 0)
         lo, hi = rng.integers(0, 60), rng.integers(195, 256)
-        img[y:y + h, x:x + w] = np.where(on, hi, lo)[..., None]; covered[y:y + h, x:x + w] = True
+        img[y:y + h, x:x + w] = np.where(on, hi, lo)[..., None]
+        covered[y:y + h, x:x + w] = True
     return img
 
 def _marking(kind:str, colour:np.ndarray, mask:np.ndarray, amplitude:int=60) -> np.ndarray:
-    "A zero-mean (k, 3) offset for the k pixels of `mask`: ±a on alternate pixel rows (striped) or pixels (checked), a kept inside [0, 255] per channel."
+    """A zero-mean (k, 3) offset for the k pixels of `mask`: ±a on alternate pixel rows (striped) or pixels (checked), a
+    kept inside [0, 255] per channel."""
     yy, xx = np.nonzero(mask)                                         # the order in which img[mask] lists them
     sign = np.where((yy if kind == "striped" else yy + xx) % 2 == 0, 1, -1)[:, None]
     return sign * np.minimum(amplitude, np.minimum(colour, 255 - colour))
@@ -125,7 +144,8 @@ def render(objects:list, # dicts with shape, colour, size (word), cx, cy, extent
     "Paint `objects` in order over a background; return the image and each object's visible mask."
     S = cfg.image_size
     img = _background(rng, S, rng.random() < cfg.noisy_background if noisy is None else noisy)
-    if cfg.texture > 0: img = _texture(rng, img, cfg.texture)           # no draw from `rng` when off: worlds stay as they were
+    if cfg.texture > 0:  # no draw from `rng` when off: worlds stay as they were
+        img = _texture(rng, img, cfg.texture)
     label = np.zeros((S, S), np.int16)
     for i, o in enumerate(objects):
         m = _mask(o, S)
@@ -157,7 +177,10 @@ def sample_scene(rng:np.random.Generator, cfg:WorldConfig, n:int|None=None, trie
             m = _mask(o, cfg.image_size)
             left = [v & ~m for v in vis]
             if m.any() and all(l.sum() >= (1 - cfg.max_occlusion) * f for l, f in zip(left, full)):
-                objs.append(o); full.append(m.sum()); vis = left + [m]; break
+                objs.append(o)
+                full.append(m.sum())
+                vis = left + [m]
+                break
     return objs
 
 def box_of(mask:np.ndarray) -> list:
@@ -169,7 +192,8 @@ def box_of(mask:np.ndarray) -> list:
 TEMPLATES = ("a photo of {}.", "an image with {}.", "{}.", "a picture showing {}.", "a scene containing {}.",
              "there is {} in the picture.")
 
-def _join(phrases:list) -> str: return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+def _join(phrases:list) -> str:
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
 def _marked(o:dict) -> str: return o["marking"] + " " if o.get("marking") else ""
 
@@ -177,7 +201,8 @@ def captions_for(objects:list, rng:np.random.Generator, n:int=5) -> list:
     "`n` varied templated captions naming every object (and its marking, always: the detail a caption names)."
     caps = []
     for t in rng.permutation(len(TEMPLATES))[:n] if n <= len(TEMPLATES) else rng.integers(0, len(TEMPLATES), n):
-        ph = [("a " + (o["size"] + " " if rng.random() < .5 else "") + _marked(o) + o["colour"] + " " + o["shape"]) for o in objects]
+        ph = [("a " + (o["size"] + " " if rng.random() < .5 else "") + _marked(o) + o["colour"] + " " + o["shape"])
+              for o in objects]
         caps.append(TEMPLATES[t].format(_join([ph[i] for i in rng.permutation(len(ph))])))
     return caps
 
@@ -202,7 +227,8 @@ def _object_scene(job) -> tuple:
     i, split, seed, cfg, img_dir = job
     rng = np.random.default_rng([seed, i])
     objs = sample_scene(rng, cfg)
-    if cfg.markings > 0:                  # drawn from their own stream: with markings 0 the scenes are the same, pixel for pixel elsewhere
+    # drawn from their own stream: with markings 0 the scenes are the same, pixel for pixel elsewhere
+    if cfg.markings > 0:
         mr = np.random.default_rng([seed, i, 1])
         for o in objs: o["marking"] = MARKINGS[mr.integers(len(MARKINGS))] if mr.random() < cfg.markings else None
     img, masks = render(objs, cfg, rng)
@@ -215,7 +241,8 @@ def _object_scene(job) -> tuple:
     for o, m in zip(objs, masks):
         b = box_of(m)
         if b is None: continue
-        anns.append({"image_id": i, "category": f"{o['colour']} {o['shape']}", "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+        anns.append({"image_id": i, "category": f"{o['colour']} "
+                                                f"{o['shape']}", "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
                      "area": int(m.sum()), "iscrowd": 0, "segmentation": rle_from_mask(m), "size": o["size"],
                      **({"marking": o["marking"]} if o.get("marking") else {})})
     return split, kimg, {"id": i, "file_name": fn, "height": cfg.image_size, "width": cfg.image_size}, anns
@@ -227,12 +254,12 @@ def object_world(n_train:int=8000, # training images
                  cfg:WorldConfig=WorldConfig(),
                  root:str|Path|None=None, # where to write; default: cached under objret_home("synth")
                  progress:bool=True,
-                 workers:int|None=None, # processes rendering scenes (None: one per CPU core); the output is identical for any count
-                 splits:Sequence[str]|None=None, # render only these splits (None: all); the others are written empty, every scene keeps its seed
+                 # processes rendering scenes (None: one per CPU core); the output is identical for any count
+                 workers:int|None=None,
+                 # render only these splits (None: all); the others are written empty, every scene keeps its seed
+                 splits:Sequence[str]|None=None,
                 ) -> Path:
     "Write (or find cached) the synthetic caption + object world; return its directory."
-    import os
-    from concurrent.futures import ProcessPoolExecutor
     if splits is not None:
         for s in splits: check_choice(s, ("train", "val", "test"), "splits")
     only = {} if splits is None else {"only": "+".join(sorted(set(splits)))}
@@ -247,15 +274,18 @@ def object_world(n_train:int=8000, # training images
         kimgs, coco = [], {s: ([], []) for s in ("train", "val", "test")}
         with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
             scenes = pool.map(_object_scene, jobs, chunksize=128) if workers > 1 else map(_object_scene, jobs)
-            for split, kimg, im, anns in tqdm(scenes, total=len(jobs), desc="synthetic scenes", disable=not progress, leave=False):
+            for split, kimg, im, anns in tqdm(scenes, total=len(jobs), desc="synthetic scenes", disable=not progress,
+                                              leave=False):
                 kimgs.append(kimg)
                 ims, all_anns = coco[split]
                 ims.append(im)
                 for a in anns:
-                    all_anns.append({"id": len(all_anns) + 1, "image_id": a["image_id"], "category_id": cat_id[a.pop("category")], **a})
+                    all_anns.append({"id": len(all_anns) + 1, "image_id": a["image_id"],
+                                     "category_id": cat_id[a.pop("category")], **a})
         for s, (ims, anns) in coco.items(): (tmp/f"instances_{s}.json").write_text(json.dumps(_coco(cfg, ims, anns)))
         (tmp/"captions.json").write_text(json.dumps({"dataset": "objret-synthetic", "images": kimgs}))
-        (tmp/"config.json").write_text(json.dumps({"cfg": asdict(cfg), "seed": seed, "n": [n_train, n_val, n_test], **only}))
+        record = {"cfg": asdict(cfg), "seed": seed, "n": [n_train, n_val, n_test], **only}
+        (tmp/"config.json").write_text(json.dumps(record))
     return out
 
 # %% ../nbs/04_synth.ipynb #4f151c53
@@ -265,8 +295,10 @@ def _landmark(rng, cfg:WorldConfig) -> list:
     pairs = rng.choice(len(cfg.shapes) * len(cfg.colours), n, replace=False)
     cells = rng.choice(9, n, replace=False)
     return [dict(shape=cfg.shapes[p // len(cfg.colours)], colour=cfg.colours[p % len(cfg.colours)],
-                 dx=float((c % 3 - 1) / 3 + rng.uniform(-.05, .05)), dy=float((c // 3 - 1) / 3 + rng.uniform(-.05, .05)),
-                 rel=float(rng.uniform(.22, .32)), angle=float(rng.uniform(0, 2 * np.pi))) for p, c in zip(pairs, cells)]
+                 dx=float((c % 3 - 1) / 3 + rng.uniform(-.05, .05)),
+                 dy=float((c // 3 - 1) / 3 + rng.uniform(-.05, .05)),
+                 rel=float(rng.uniform(.22, .32)), angle=float(rng.uniform(0, 2 * np.pi))) for p,
+                 c in zip(pairs, cells)]
 
 def _view(lm:list, side:float, cx:float, cy:float, cfg:WorldConfig, rng, clutter:int, occlude:float):
     "Render a landmark at `side` (fraction of the image) centred at (cx, cy), with clutter and an occluding block."
@@ -279,10 +311,14 @@ def _view(lm:list, side:float, cx:float, cy:float, cfg:WorldConfig, rng, clutter
     img, _ = render(extra + objs, cfg, rng)
     S = cfg.image_size
     if occlude > 0:                                   # a grey block over part of the landmark
-        w = side * np.sqrt(occlude); x0 = cx + rng.uniform(-.5, .5 - np.sqrt(occlude)) * side; y0 = cy + rng.uniform(-.5, .5 - np.sqrt(occlude)) * side
-        xs, ys = slice(max(int(x0 * S), 0), max(int((x0 + w) * S), 0)), slice(max(int(y0 * S), 0), max(int((y0 + w) * S), 0))
+        w = side * np.sqrt(occlude)
+        x0 = cx + rng.uniform(-.5, .5 - np.sqrt(occlude)) * side
+        y0 = cy + rng.uniform(-.5, .5 - np.sqrt(occlude)) * side
+        xs, ys = slice(max(int(x0 * S), 0),
+                       max(int((x0 + w) * S), 0)), slice(max(int(y0 * S), 0), max(int((y0 + w) * S), 0))
         img[ys, xs] = rng.integers(90, 160)
-    box = [max((cx - side / 2) * S, 0), max((cy - side / 2) * S, 0), min((cx + side / 2) * S, S), min((cy + side / 2) * S, S)]
+    box = [max((cx - side / 2) * S, 0), max((cy - side / 2) * S, 0), min((cx + side / 2) * S, S),
+           min((cy + side / 2) * S, S)]
     return img, [float(v) for v in box]
 
 def landmark_world(n_landmarks:int=12, # landmarks (one query each)
@@ -291,18 +327,25 @@ def landmark_world(n_landmarks:int=12, # landmarks (one query each)
                    seed:int=0, cfg:WorldConfig=WorldConfig(), root:str|Path|None=None, progress:bool=True,
                   ) -> Path:
     "Write (or find cached) a revisited-Oxford-layout landmark set; return its directory."
-    out = Path(root) if root else _cache_dir("landmarks", cfg, seed, lm=n_landmarks, e=easy, h=hard, j=junk, d=n_distractors)
+    out = Path(root) if root else _cache_dir("landmarks", cfg, seed, lm=n_landmarks, e=easy, h=hard, j=junk,
+                                             d=n_distractors)
     if (out/"gnd_rsynth.pkl").exists(): return out
     rng = np.random.default_rng([seed, 7])
     imlist, qimlist, gnd, jobs = [], [], [], []
     for l in range(n_landmarks):
         g = {"easy": [], "hard": [], "junk": []}
         for kind, n in (("easy", easy), ("hard", hard), ("junk", junk)):
-            for _ in range(n): g[kind].append(len(imlist)); imlist.append(f"lm{l:03d}_{kind}_{len(imlist):05d}"); jobs.append((l, kind))
+            for _ in range(n):
+                g[kind].append(len(imlist))
+                imlist.append(f"lm{l:03d}_{kind}_{len(imlist):05d}")
+                jobs.append((l, kind))
         gnd.append(g)
-    for d in range(n_distractors): imlist.append(f"distractor_{d:05d}"); jobs.append((None, "distractor"))
+    for d in range(n_distractors):
+        imlist.append(f"distractor_{d:05d}")
+        jobs.append((None, "distractor"))
     order = rng.permutation(len(imlist))                     # interleave, as a real database is
-    pos = np.empty_like(order); pos[order] = np.arange(len(order))
+    pos = np.empty_like(order)
+    pos[order] = np.arange(len(order))
     with atomic_dir(out) as tmp:
         (tmp/"jpg").mkdir()
         lms = [_landmark(np.random.default_rng([seed, 1, l]), cfg) for l in range(n_landmarks)]
@@ -310,17 +353,22 @@ def landmark_world(n_landmarks:int=12, # landmarks (one query each)
             r = np.random.default_rng([seed, 2, i])
             if kind == "distractor": img, _ = render(sample_scene(r, cfg), cfg, r)
             else:
-                side = r.uniform(.6, .85) if kind == "easy" else r.uniform(.35, .5) if kind == "hard" else r.uniform(.5, .7)
-                if kind == "junk": cx, cy = (r.choice([-.1, 1.1]), r.uniform(.3, .7)) if r.random() < .5 else (r.uniform(.3, .7), r.choice([-.1, 1.1]))
+                side = r.uniform(.6,
+                                 .85) if kind == "easy" else r.uniform(.35, .5) if kind == "hard" else r.uniform(.5, .7)
+                if kind == "junk":
+                    cx, cy = (r.choice([-.1, 1.1]),
+                              r.uniform(.3, .7)) if r.random() < .5 else (r.uniform(.3, .7), r.choice([-.1, 1.1]))
                 else: cx, cy = r.uniform(side / 2, 1 - side / 2, 2)
-                img, _ = _view(lms[l], side, cx, cy, cfg, r, clutter=int(r.integers(0, 2) if kind == "easy" else r.integers(2, 6)),
+                img, _ = _view(lms[l], side, cx, cy, cfg, r,
+                               clutter=int(r.integers(0, 2) if kind == "easy" else r.integers(2, 6)),
                                occlude=0.0 if kind != "hard" else r.uniform(.15, .35))
             Image.fromarray(img).save(tmp/"jpg"/f"{imlist[i]}.jpg", quality=92)
         qgnd = []
         for l in range(n_landmarks):
             r = np.random.default_rng([seed, 3, l])
             img, box = _view(lms[l], .7, .5, .5, cfg, r, clutter=1, occlude=0.0)
-            qimlist.append(f"query_{l:03d}"); Image.fromarray(img).save(tmp/"jpg"/f"query_{l:03d}.jpg", quality=92)
+            qimlist.append(f"query_{l:03d}")
+            Image.fromarray(img).save(tmp/"jpg"/f"query_{l:03d}.jpg", quality=92)
             g = {k: sorted(int(pos[i]) for i in v) for k, v in gnd[l].items()}
             qgnd.append({"bbx": box, **g, "ok": sorted(g["easy"] + g["hard"])})
         with open(tmp/"gnd_rsynth.pkl", "wb") as f:
@@ -328,7 +376,8 @@ def landmark_world(n_landmarks:int=12, # landmarks (one query each)
     return out
 
 # %% ../nbs/04_synth.ipynb #210fecb1
-CELLS = ("top-left", "top-center", "top-right", "middle-left", "center", "middle-right", "bottom-left", "bottom-center", "bottom-right")
+CELLS = ("top-left", "top-center", "top-right", "middle-left", "center", "middle-right", "bottom-left", "bottom-center",
+         "bottom-right")
 CSS_SIZES = {"small": 0.16, "large": 0.28}
 
 def css_label(objects:list) -> str:
@@ -347,19 +396,25 @@ def _css_modify(rng, objs:list, cfg:WorldConfig):
         while True:
             shape, colour = cfg.shapes[rng.integers(len(cfg.shapes))], cfg.colours[rng.integers(len(cfg.colours))]
             if (shape, colour) not in used: break
-        o = dict(shape=shape, color=colour, size=("small", "large")[rng.integers(2)], cell=int(free[rng.integers(len(free))]))
+        o = dict(shape=shape, color=colour, size=("small", "large")[rng.integers(2)],
+                 cell=int(free[rng.integers(len(free))]))
         return new + [o], f"add a {o['size']} {colour} {shape} {CELLS[o['cell']]}"
-    i = int(rng.integers(len(objs))); o = new[i]; name = f"the {o['color']} {o['shape']}"
+    i = int(rng.integers(len(objs)))
+    o = new[i]
+    name = f"the {o['color']} {o['shape']}"
     if kind == "remove": return new[:i] + new[i + 1:], f"remove {name}"
     if kind == "size":
-        o["size"] = "large" if o["size"] == "small" else "small"; return new, f"make {name} {o['size']}"
-    others = [c for c in cfg.colours if c != o["color"] and (o["shape"], c) not in {(p["shape"], p["color"]) for p in objs}]
+        o["size"] = "large" if o["size"] == "small" else "small"
+        return new, f"make {name} {o['size']}"
+    others = [c for c in cfg.colours if c != o["color"]
+              and (o["shape"], c) not in {(p["shape"], p["color"]) for p in objs}]
     o["color"] = others[rng.integers(len(others))]
     return new, f"make {name} {o['color']}"
 
 def _css_render(objs:list, cfg:WorldConfig, rng) -> np.ndarray:
     draw = [dict(shape=o["shape"], colour=o["color"], size=o["size"], extent=CSS_SIZES[o["size"]],
-                 cx=(o["cell"] % 3 + .5) / 3 + rng.uniform(-.03, .03), cy=(o["cell"] // 3 + .5) / 3 + rng.uniform(-.03, .03),
+                 cx=(o["cell"] % 3 + .5) / 3 + rng.uniform(-.03, .03),
+                 cy=(o["cell"] // 3 + .5) / 3 + rng.uniform(-.03, .03),
                  angle=float(rng.uniform(0, 2 * np.pi))) for o in objs]
     return render(draw, cfg, rng)[0]
 
@@ -379,15 +434,18 @@ def composed_world(n_train:int=4000, n_test:int=1000, # queries per split (each 
                 k = int(r.integers(1, 5))
                 pairs = r.choice(len(cfg.shapes) * len(cfg.colours), k, replace=False)
                 src = [dict(shape=cfg.shapes[p // len(cfg.colours)], color=cfg.colours[p % len(cfg.colours)],
-                            size=("small", "large")[r.integers(2)], cell=int(c)) for p, c in zip(pairs, r.choice(9, k, replace=False))]
+                            size=("small", "large")[r.integers(2)], cell=int(c)) for p,
+                            c in zip(pairs, r.choice(9, k, replace=False))]
                 tgt, text = _css_modify(r, src, cfg)
                 for objs in (src, tgt):
                     _save_png(_css_render(objs, cfg, r), tmp/"images"/f"css_{split}_{len(scenes):06d}.png")
                     scenes.append(objs)
                 m = mods.setdefault(text, {"from": [], "to": [], "to_str": text})
-                m["from"].append(len(scenes) - 2); m["to"].append(len(scenes) - 1)
+                m["from"].append(len(scenes) - 2)
+                m["to"].append(len(scenes) - 1)
             data[split] = {"objects_img": [[{"shape": o["shape"], "color": o["color"], "size": o["size"],
-                                             "pos": [(o["cell"] // 3 + .5) / 3, (o["cell"] % 3 + .5) / 3]} for o in objs] for objs in scenes],
+                                             "pos": [(o["cell"] // 3 + .5) / 3, (o["cell"] % 3 + .5) / 3]}
+                                             for o in objs] for objs in scenes],
                            "labels": [css_label(objs) for objs in scenes], "mods": list(mods.values())}
         np.save(tmp/name, data, allow_pickle=True)
     return out

@@ -1,4 +1,4 @@
-"""Contrastive, soft-triplet and batch-classification losses, a small resumable training loop, and `tiny_clip()`: the open_clip model trained on the synthetic world that stands in for pretrained CLIP.
+"""Contrastive, soft-triplet and batch-classification losses, a resumable training loop, and the tiny models.
 
 Docs: https://objret.github.io/objret/train.html.md"""
 
@@ -6,29 +6,38 @@ Docs: https://objret.github.io/objret/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #512dbbcf
 from __future__ import annotations
-import json, math, os, time, warnings
+import importlib, json, math, os, shutil, time, warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from PIL import Image as _I
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
+from torchvision.ops import box_iou
 from tqdm.auto import tqdm
 
-from .core import (atomic_path, batch_slices, batched, check_int, get_device, load_pt, objret_home, progress_enabled,
-                         save_atomic, seed_everything, step_generator)
+from .backbones import (Clip, FeatureMapNet, TINY_CNNS, TINY_CONFIGS, TINY_DETECTORS, cnn_backbone, create_clip,
+                              encode_text_trimmed, encode_texts, load_weights, tiny_faster_rcnn, vit_global_dense)
+from .core import (atomic_dir, atomic_path, batch_slices, batched, check_int, config_digest, deprecated_alias,
+                         get_device, load_pt, objret_home, progress_enabled, save_atomic, seed_everything,
+                         step_generator)
+from .data import ImageDataset, image_batches, load_captions, load_instances
+from .metrics import mean_average_precision, text_image_recall
+from .synth import MARKINGS, SIZE_EDGES, WorldConfig, object_query, object_world
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'clip_loss', 'soft_triplet_loss', 'batch_classification_loss', 'first_nonfinite',
-           'fit', 'TinyClipConfig', 'caption_world', 'config_key', 'shipped_dir', 'trained_dir', 'start_run',
-           'finish_run', 'trained_or_train', 'ship_run', 'load_split_tensors', 'crop_phrases', 'object_crops',
-           'normalize_images', 'patch_object_loss', 'train_tiny_clip', 'check_tiny', 'tiny_clip', 'embed_split',
-           'caption_recall', 'pointing_game', 'marking_accuracy', 'imagenet_normalize', 'imagenet_unnormalize',
-           'TinyCnnConfig', 'cnn_logits', 'train_tiny_cnn', 'tiny_cnn', 'classifier_map', 'TinyDetectorConfig',
-           'train_tiny_detector', 'tiny_detector', 'detection_recall']
+__all__ = ['config_key', 'IMAGENET_MEAN', 'IMAGENET_STD', 'clip_loss', 'soft_triplet_loss', 'batch_classification_loss',
+           'first_nonfinite', 'Schedule', 'fit', 'TinyClipConfig', 'caption_world', 'shipped_dir', 'trained_dir',
+           'start_run', 'finish_run', 'training_allowed', 'trained_or_train', 'ship_run', 'load_split_tensors',
+           'crop_phrases', 'object_crops', 'normalize_images', 'patch_object_loss', 'train_tiny_clip', 'check_tiny',
+           'tiny_clip', 'embed_split', 'caption_recall', 'pointing_game', 'marking_accuracy', 'imagenet_normalize',
+           'imagenet_unnormalize', 'TinyCnnConfig', 'cnn_logits', 'train_tiny_cnn', 'tiny_cnn', 'classifier_map',
+           'TinyDetectorConfig', 'train_tiny_detector', 'tiny_detector', 'detection_recall']
 
 # %% ../nbs/06_train.ipynb #08a35281
 def clip_loss(img:torch.Tensor, # (B, E) image embeddings, L2-normalised
@@ -68,88 +77,137 @@ def first_nonfinite(named) -> str|None:
         if t is not None and t.is_floating_point() and not torch.isfinite(t).all(): return n
     return None
 
+@dataclass(frozen=True)
+class Schedule:
+    "How `fit` optimises: AdamW for `n_steps`, linear warm-up then cosine decay, gradient clipping, optional bf16."
+    n_steps:int                    # optimisation steps
+    lr:float = 1e-3
+    weight_decay:float = 0.1       # on weights of two or more dimensions (not on biases and norms)
+    warmup:int = 20                # steps of linear warm-up
+    grad_clip:float|None = 1.0     # the gradients' total norm is clipped to this (None: not clipped)
+    bf16:bool = False              # bf16 autocast (CPU or CUDA)
+    def __post_init__(self):
+        check_int(self.n_steps, "n_steps", min=1)
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr}.")
+        for k, f in (("lr", float), ("weight_decay", float), ("warmup", int), ("bf16", bool)):
+            object.__setattr__(self, k, f(getattr(self, k)))
+        if self.grad_clip is not None: object.__setattr__(self, "grad_clip", float(self.grad_clip))
+    def lr_at(self, step:int) -> float:
+        "The learning rate of `step`."
+        return _lr_at(step, self.n_steps, self.lr, self.warmup)
+
+# %% ../nbs/06_train.ipynb #4cf531c3
+def _adamw(params:list, sch:Schedule) -> torch.optim.AdamW:
+    "AdamW with weight decay on the weights of two or more dimensions only."
+    decay, rest = [p for _, p in params if p.ndim >= 2], [p for _, p in params if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": sch.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=sch.lr)
+
+def _resume(ckpt, model:nn.Module, opt, settings:dict, dev) -> tuple[int, list]:
+    """The step and history a checkpoint holds, its weights and optimiser state loaded; (0, []) when there is none to
+    resume."""
+    if ckpt is None or not Path(ckpt).exists(): return 0, []
+    st = load_pt(ckpt, "checkpoint", map_location=dev)
+    if not isinstance(st, dict) or not {"model", "opt", "step", "history"} <= set(st):
+        raise ValueError(f"{ckpt} is not a checkpoint of objret.train.fit (keys "
+                         f"{sorted(st) if isinstance(st, dict) else type(st).__name__}); "
+                         "delete it or pass another ckpt.")
+    if st.get("settings") != settings:
+        old = st.get("settings") or {}
+        diff = ", ".join(f"{k} {old.get(k)!r} → {v!r}" for k, v in settings.items() if old.get(k) != v)
+        warnings.warn(f"{ckpt} holds a run with other settings ({diff}; at step {st['step']}); it is not resumed: "
+                      "training starts over, and the file is replaced at the first new checkpoint.")
+        return 0, []
+    try:
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise RuntimeError(f"{ckpt} does not fit this model ({str(e).splitlines()[0][:200]}): a checkpoint of another "
+                           "architecture; delete it or pass another ckpt.") from None
+    return st["step"], st["history"]
+
+def _loss_of(losses) -> torch.Tensor:
+    "The scalar loss a step function returned, or an error saying what it returned instead."
+    if not isinstance(losses, dict) or "loss" not in losses:
+        got = f"a dict with keys {sorted(losses)}" if isinstance(losses, dict) else f"a {type(losses).__name__}"
+        raise TypeError(f"step_fn must return a dict with a 'loss' entry (the tensor minimised); it returned {got}.")
+    loss = losses["loss"]
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        shape = f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""
+        raise ValueError(f"step_fn's 'loss' must be a scalar tensor, got {type(loss).__name__}{shape}; "
+                         "reduce it (e.g. .mean()).")
+    return loss
+
+# %% ../nbs/06_train.ipynb #be6f449e
+class _Run:
+    "One `fit` run's state: the model, its optimiser, the checkpoint and the last step saved."
+    def __init__(self, model:nn.Module, sch:Schedule, ckpt, params:list):
+        self.model, self.sch, self.ckpt, self.params = model, sch, ckpt, params
+        self.opt, self.settings = _adamw(params, sch), asdict(sch)
+        self.start, self.rows = _resume(ckpt, model, self.opt, self.settings, params[0][1].device)
+        self.saved = self.start if self.rows else None
+    def save(self, step:int):
+        "Checkpoint atomically; a non-finite state is never written over the last good one."
+        if self.ckpt is None: return
+        bad = first_nonfinite(self.model.state_dict().items())
+        if bad: raise FloatingPointError(f"{bad} is not finite at step {step}: not saved over {self.ckpt}.")
+        with atomic_path(self.ckpt) as tmp:
+            torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": step,
+                        "history": self.rows, "settings": self.settings}, tmp)
+        self.saved = step
+    def diverged(self, what:str, step:int) -> FloatingPointError:
+        "The error of a step that was not taken."
+        kept = f"{self.ckpt} (step {self.saved}) is kept as it was"
+        if self.saved is None: kept = "no checkpoint was written"
+        return FloatingPointError(f"{what} at step {step}: training diverged and the step was not taken; "
+                                  f"{kept}. Rerun with a lower lr (now {self.sch.lr}): a run with other "
+                                  "settings starts over rather than resuming, or check the inputs for NaN/inf.")
+    def step(self, step:int, step_fn:Callable) -> dict:
+        "One optimisation step, refused (nothing taken) when the loss, a gradient or the update is not finite."
+        for gr in self.opt.param_groups: gr["lr"] = self.sch.lr_at(step)
+        with torch.autocast(self.params[0][1].device.type, dtype=torch.bfloat16, enabled=self.sch.bf16):
+            losses = step_fn(step)
+        loss = _loss_of(losses)
+        if not torch.isfinite(loss): raise self.diverged(f"the loss is {loss.item()}", step)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        bad = first_nonfinite((n, p.grad) for n, p in self.params)
+        if bad:
+            raise self.diverged(f"the gradient of {bad} holds NaN/inf (the loss, {loss.item():.4g}, is finite)", step)
+        if self.sch.grad_clip: torch.nn.utils.clip_grad_norm_([p for _, p in self.params], self.sch.grad_clip)
+        self.opt.step()
+        bad = first_nonfinite(self.params)
+        if bad: raise self.diverged(f"the update made {bad} NaN/inf", step)
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+# %% ../nbs/06_train.ipynb #24510bda
 def fit(model:nn.Module, # what trains (its parameters with requires_grad)
         step_fn:Callable, # step_fn(step) -> dict of named losses; "loss" (a scalar tensor) is minimised
-        n_steps:int, # optimisation steps
-        lr:float=1e-3, weight_decay:float=0.1, warmup:int=20,
+        schedule:Schedule, # steps, learning rate, weight decay, warm-up, clipping, bf16
         ckpt:str|Path|None=None, # checkpoint file (written atomically, resumed from when present)
         ckpt_every:int=50, # steps between checkpoints
-        bf16:bool=False, # bf16 autocast (CPU or CUDA)
-        grad_clip:float|None=1.0,
-        desc:str="training",
+        desc:str="training", # the progress bar's label
        ) -> pd.DataFrame: # one row per step: step, the losses, lr, seconds
     "AdamW with warm-up and cosine decay; checkpoints atomically, resumes, and never saves a diverged state."
-    n_steps, ckpt_every = check_int(n_steps, "n_steps", min=1), check_int(ckpt_every, "ckpt_every", min=1)
-    if not (math.isfinite(lr) and lr > 0): raise ValueError(f"lr must be a positive number, got {lr}.")
+    n_steps, ckpt_every = schedule.n_steps, check_int(ckpt_every, "ckpt_every", min=1)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not params: raise ValueError("fit: the model has no trainable parameters.")
-    dev = params[0][1].device
-    decay = [p for _, p in params if p.ndim >= 2]; rest = [p for _, p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=lr)
-    settings = dict(n_steps=n_steps, lr=float(lr), weight_decay=float(weight_decay), warmup=int(warmup),
-                    grad_clip=None if grad_clip is None else float(grad_clip), bf16=bool(bf16))
-    start, rows, saved = 0, [], None
-    if ckpt is not None and Path(ckpt).exists():
-        st = load_pt(ckpt, "checkpoint", map_location=dev)
-        if not isinstance(st, dict) or not {"model", "opt", "step", "history"} <= set(st):
-            raise ValueError(f"{ckpt} is not a checkpoint of objret.train.fit (keys {sorted(st) if isinstance(st, dict) else type(st).__name__}); delete it or pass another ckpt.")
-        if st.get("settings") != settings:
-            old = st.get("settings") or {}
-            diff = ", ".join(f"{k} {old.get(k)!r} → {v!r}" for k, v in settings.items() if old.get(k) != v)
-            warnings.warn(f"{ckpt} holds a run with other settings ({diff}; at step {st['step']}); it is not resumed: "
-                          "training starts over, and the file is replaced at the first new checkpoint.")
-        else:
-            try: model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
-            except (RuntimeError, ValueError, KeyError) as e:
-                raise RuntimeError(f"{ckpt} does not fit this model ({str(e).splitlines()[0][:200]}): a checkpoint of another "
-                                   "architecture; delete it or pass another ckpt.") from None
-            start, rows, saved = st["step"], st["history"], st["step"]
-    def _save(step):
-        if ckpt is None: return
-        bad = first_nonfinite(model.state_dict().items())
-        if bad: raise FloatingPointError(f"{bad} is not finite at step {step}: not saved over {ckpt}.")
-        with atomic_path(ckpt) as tmp:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "history": rows, "settings": settings}, tmp)
-    def _diverged(what, step):
-        kept = f"{ckpt} (step {saved}) is kept as it was" if saved is not None else "no checkpoint was written"
-        return FloatingPointError(f"{what} at step {step}: training diverged and the step was not taken; {kept}. "
-                                  f"Rerun with a lower lr (now {lr}): a run with other settings starts over rather than resuming, "
-                                  "or check the inputs for NaN/inf.")
+    run = _Run(model, schedule, ckpt, params)
     model.train()
-    t0 = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
-    bar = tqdm(range(start, n_steps), desc=desc, initial=start, total=n_steps, leave=False, mininterval=2, disable=not progress_enabled())
+    t0 = time.perf_counter() - (run.rows[-1]["seconds"] if run.rows else 0.0)
+    bar = tqdm(range(run.start, n_steps), desc=desc, initial=run.start, total=n_steps, leave=False, mininterval=2,
+               disable=not progress_enabled())
     for step in bar:
-        for gr in opt.param_groups: gr["lr"] = _lr_at(step, n_steps, lr, warmup)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            losses = step_fn(step)
-        if not isinstance(losses, dict) or "loss" not in losses:
-            got = f"a dict with keys {sorted(losses)}" if isinstance(losses, dict) else f"a {type(losses).__name__}"
-            raise TypeError(f"step_fn must return a dict with a 'loss' entry (the tensor minimised); it returned {got}.")
-        loss = losses["loss"]
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError(f"step_fn's 'loss' must be a scalar tensor, got {type(loss).__name__}"
-                             f"{' of shape ' + str(tuple(loss.shape)) if isinstance(loss, torch.Tensor) else ''}; reduce it (e.g. .mean()).")
-        if not torch.isfinite(loss): raise _diverged(f"the loss is {loss.item()}", step)
-        opt.zero_grad(set_to_none=True); loss.backward()
-        bad = first_nonfinite((n, p.grad) for n, p in params)
-        if bad: raise _diverged(f"the gradient of {bad} holds NaN/inf (the loss, {loss.item():.4g}, is finite)", step)
-        if grad_clip: torch.nn.utils.clip_grad_norm_([p for _, p in params], grad_clip)
-        opt.step()
-        bad = first_nonfinite(params)
-        if bad: raise _diverged(f"the update made {bad} NaN/inf", step)
-        rows.append({"step": step, **{k: float(v.detach()) for k, v in losses.items()}, "lr": opt.param_groups[0]["lr"],
-                     "seconds": time.perf_counter() - t0})
-        bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", refresh=False)
-        if (step + 1) % ckpt_every == 0 or step + 1 == n_steps: _save(step + 1); saved = step + 1
+        losses = run.step(step, step_fn)
+        run.rows.append({"step": step, **losses, "lr": run.opt.param_groups[0]["lr"],
+                         "seconds": time.perf_counter() - t0})
+        bar.set_postfix(loss=f"{losses['loss']:.3f}", refresh=False)
+        if (step + 1) % ckpt_every == 0 or step + 1 == n_steps: run.save(step + 1)
     model.eval()
-    return pd.DataFrame(rows)
+    return pd.DataFrame(run.rows)
 
 # %% ../nbs/06_train.ipynb #0134c75a
-from .backbones import Clip, create_clip, encode_text_trimmed, encode_texts, vit_global_dense
-from .data import ImageDataset, image_batches, load_captions, load_instances
-from .metrics import text_image_recall
-from .synth import MARKINGS, SIZE_EDGES, WorldConfig, object_query, object_world
-
 @dataclass(frozen=True)
 class TinyClipConfig:
     "Everything that determines the tiny CLIP (its hash keys the cache)."
@@ -157,32 +215,33 @@ class TinyClipConfig:
     n_train:int = 10000           # synthetic training images
     n_eval:int = 1000             # synthetic validation and test images (1,000 each, like Flickr30K's test split)
     world_seed:int = 0
-    markings:float = 0.5          # share of the world's objects with a fine marking (`objret.synth.MARKINGS`), named by captions
-    steps:int = 3200              # ≈ 75 min on this project's 2-core CPU (bench/tiny_clip.py --ship measures and states it)
+    # share of the world's objects with a fine marking (`objret.synth.MARKINGS`), named by captions
+    markings:float = 0.5
+    # ≈ 75 min on this project's 2-core CPU (bench/tiny_clip.py --ship measures and states it)
+    steps:int = 3200
     batch_size:int = 128
     lr:float = 2e-3
     weight_decay:float = 0.1
     warmup:int = 30
     patch_loss:float = 1.0        # weight of the patch-level object loss (0: plain CLIP)
-    crop_loss:float = 1.0         # weight of the close-up loss: object crops at full resolution against their phrases (0: none)
+    # weight of the close-up loss: object crops at full resolution against their phrases (0: none)
+    crop_loss:float = 1.0
     crop_batch:int = 64           # object crops per step
-    bf16:bool = False             # bf16 autocast: 10× *slower* on this project's 2-core CPU (torch 2.15), faster on GPUs
+    # bf16 autocast: 10× *slower* on this project's 2-core CPU (torch 2.15), faster on GPUs
+    bf16:bool = False
     seed:int = 0
-    def key(self) -> str: return config_key(self)
+    def key(self) -> str: return config_digest(self)
 
 def caption_world(cfg:TinyClipConfig=TinyClipConfig(), progress:bool=True) -> Path:
     "The synthetic caption world the tiny CLIP learns from (and OPEN's synthetic data set): written once, cached."
-    return object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed, cfg=WorldConfig(markings=cfg.markings), progress=progress)
+    return object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed,
+                        cfg=WorldConfig(markings=cfg.markings), progress=progress)
 
-def config_key(cfg) -> str:
-    "A short hash of a config dataclass: the name of its cache directory."
-    import hashlib
-    return hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+config_key = deprecated_alias(config_digest, "config_key")
 
 def shipped_dir() -> Path:
-    "The folder of trained runs that ship with objret (`objret/weights/<name>/`)."
-    from importlib.resources import files
-    return Path(str(files("objret")))/"weights"
+    "The folder of trained runs that ship with objret (`objret/weights/<name>/`), beside the modules' files."
+    return Path(importlib.import_module("objret.train").__file__).resolve().parent/"weights"
 
 def trained_dir(name:str, # a run's name: "tiny-clip-<key>" or "tiny-cnn-<key>"
                ) -> Path|None:
@@ -194,36 +253,53 @@ def trained_dir(name:str, # a run's name: "tiny-clip-<key>" or "tiny-cnn-<key>"
 def start_run(cfg, # the run's config dataclass
               out:str|Path, # the run's directory
              ) -> Path:
-    "Create a run directory, refusing one that holds another config; write `config.json` first (checkpoints then belong to it)."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    """Create a run directory, refusing one that holds another config; write `config.json` first (checkpoints then
+    belong to it)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     if (out/"config.json").exists() and json.loads((out/"config.json").read_text()) != asdict(cfg):
-        raise FileExistsError(f"{out} holds a run of another {type(cfg).__name__} (see its config.json); pick another `out`.")
+        raise FileExistsError(f"{out} holds a run of another {type(cfg).__name__} "
+                              "(see its config.json); pick another `out`.")
     save_atomic(asdict(cfg), out/"config.json")
     return out
 
 def finish_run(model:nn.Module, hist:pd.DataFrame, out:Path) -> Path:
     "Write a finished run's `history.csv` and `model.pt` (atomically); return its directory."
     bad = first_nonfinite(model.state_dict().items())
-    if bad: raise FloatingPointError(f"{bad} is not finite: the run in {out} is not finished (nothing written); retrain with a lower lr.")
+    if bad:
+        raise FloatingPointError(f"{bad} is not finite: the run in {out} is not "
+                                 "finished (nothing written); retrain with a lower lr.")
     save_atomic(hist, out/"history.csv")
     with atomic_path(out/"model.pt") as tmp: torch.save(model.state_dict(), tmp)
     return out
 
+def training_allowed() -> bool:
+    "Whether objret may train a missing tiny model by itself: only when `OBJRET_TRAIN` is 1 (true, yes, on)."
+    return os.environ.get("OBJRET_TRAIN", "").strip().lower() in ("1", "true", "yes", "on")
+
 def trained_or_train(name:str, # the run's name ("tiny-clip-<key>")
                      train:Callable, # train(out_dir) -> run directory
                      retrain:bool=False, # train even when a trained run exists
+                     minutes:float|None=None, # how long training takes on a 2-core CPU, for the message
                     ) -> Path:
-    "A trained run's directory: cached or shipped (`trained_dir`), else trained into the cache now."
+    "A trained run's directory: cached or shipped (`trained_dir`); else trained now, but only when asked to."
     d = None if retrain else trained_dir(name)
-    return train(objret_home("models", name)) if d is None else d
+    if d is not None: return d
+    took = f"about {minutes:g} minutes on a 2-core CPU" if minutes else "a while"
+    cache = objret_home("models", name, create=False)
+    if not retrain and not training_allowed():
+        raise FileNotFoundError(
+            f"no trained run {name!r}: looked in the cache ({cache}) and in the weights objret ships "
+            f"({shipped_dir()/name}{'' if shipped_dir().is_dir() else ': that folder is missing from this install'}). "
+            f"Training it takes {took}: set OBJRET_TRAIN=1 (or pass retrain=True) to train it now.")
+    warnings.warn(f"training {name} into {cache} now: {took}.", stacklevel=2)
+    return train(objret_home("models", name))
 
 def ship_run(run:str|Path, # a finished run's directory (`model.pt`, `history.csv`, `config.json`)
              name:str, # the name it ships under ("tiny-clip-<key>")
              half:bool=True, # store floating-point tensors in fp16 (half the bytes; outputs change below 0.1 points)
             ) -> Path:
     "Copy a trained run into `objret/weights/<name>/` (atomically), to be found by `trained_dir`."
-    import shutil
-    from objret.core import atomic_dir
     run = Path(run)
     missing = [f for f in ("model.pt", "history.csv", "config.json") if not (run/f).is_file()]
     if missing: raise FileNotFoundError(f"{run} lacks {missing}: ship a finished run (train it first).")
@@ -239,10 +315,10 @@ def load_split_tensors(world:Path, # an `object_world` directory
                        size:int, # model input side
                       ) -> dict:
     "A split of the synthetic world in memory: uint8 images at `size`, captions, and per-image object labels."
-    from PIL import Image as _I
-    import torchvision.transforms.functional as TF
-    caps, objs = load_captions(world/"captions.json", world/"images", split), load_instances(world/f"instances_{split}.json", world/"images")
-    if caps.files != objs.files: raise ValueError(f"{world}: captions and instances of split {split!r} list different images.")
+    caps, objs = load_captions(world/"captions.json", world/"images",
+                               split), load_instances(world/f"instances_{split}.json", world/"images")
+    if caps.files != objs.files:
+        raise ValueError(f"{world}: captions and instances of split {split!r} list different images.")
     tf = lambda im: TF.pil_to_tensor(im.resize((size, size), _I.BICUBIC))
     imgs = torch.empty(len(caps), 3, size, size, dtype=torch.uint8)
     for b, idx in image_batches(ImageDataset(caps.root, caps.files, tf), 512, desc=f"loading {split}"): imgs[idx] = b
@@ -257,16 +333,18 @@ def object_crops(world:Path, # an `object_world` directory
                  split:str, # "train", "val" or "test"
                  size:int, # model input side
                 ) -> dict:
-    "Every object of a split cropped to its box at full resolution and resized as CLIP's preprocessing does (shorter side, centre)."
-    from PIL import Image as _I
-    import torchvision.transforms.functional as TF
+    """Every object of a split cropped to its box at full resolution and resized as CLIP's preprocessing does (shorter
+    side, centre)."""
     coco = json.loads((world/f"instances_{split}.json").read_text())
     files, n_cat = {im["id"]: im["file_name"] for im in coco["images"]}, len(coco["categories"])
     anns = sorted(coco["annotations"], key=lambda a: a["image_id"])
     crops, phrase = torch.empty(len(anns), 3, size, size, dtype=torch.uint8), torch.empty(len(anns), dtype=torch.long)
     im_id, im = None, None
-    for k, a in enumerate(tqdm(anns, desc=f"object crops {split}", leave=False, mininterval=2, disable=not progress_enabled())):
-        if a["image_id"] != im_id: im_id = a["image_id"]; im = _I.open(world/"images"/files[im_id]).convert("RGB")
+    for k, a in enumerate(tqdm(anns, desc="object crops "
+                                          f"{split}", leave=False, mininterval=2, disable=not progress_enabled())):
+        if a["image_id"] != im_id:
+            im_id = a["image_id"]
+            im = _I.open(world/"images"/files[im_id]).convert("RGB")
         x, y, w, h = a["bbox"]
         c = TF.resize(im.crop((x, y, x + max(w, 1), y + max(h, 1))), size, interpolation=TF.InterpolationMode.BICUBIC)
         crops[k] = TF.pil_to_tensor(TF.center_crop(c, size))
@@ -275,9 +353,10 @@ def object_crops(world:Path, # an `object_world` directory
 
 def normalize_images(x:torch.Tensor, clip:Clip) -> torch.Tensor:
     "uint8 images → the model's normalised float input."
-    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-    m = torch.tensor(getattr(clip.model.visual, "image_mean", None) or OPENAI_DATASET_MEAN, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(getattr(clip.model.visual, "image_std", None) or OPENAI_DATASET_STD, device=x.device).view(1, 3, 1, 1)
+    m = torch.tensor(getattr(clip.model.visual, "image_mean", None) or OPENAI_DATASET_MEAN,
+                     device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(getattr(clip.model.visual, "image_std", None) or OPENAI_DATASET_STD,
+                     device=x.device).view(1, 3, 1, 1)
     return (x.float() / 255 - m) / s
 
 def patch_object_loss(dense:torch.Tensor, # (B, P, E) dense embeddings, L2-normalised
@@ -308,7 +387,9 @@ def train_tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe
     cap_start = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(tr["text_image"]).cumsum(0)])
     n_caps = torch.bincount(tr["text_image"])
     qtoks = clip.tokenizer([object_query(c) for c in tr["objects"].categories]).to(dev)
-    if cfg.crop_loss: close = object_crops(world, "train", clip.image_size); ptoks = clip.tokenizer(close["phrases"]).to(dev)
+    if cfg.crop_loss:
+        close = object_crops(world, "train", clip.image_size)
+        ptoks = clip.tokenizer(close["phrases"]).to(dev)
     model, n = clip.model, len(tr["images"])
     def step(i):
         g = step_generator(cfg.seed, i)
@@ -320,40 +401,46 @@ def train_tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe
         glob, dense, _ = vit_global_dense(model.visual, x)
         txt = encode_text_trimmed(model, toks[cap].to(dev))
         scale = model.logit_scale.exp().clamp(max=100)
-        losses = {"clip": clip_loss(F.normalize(glob, dim=-1), F.normalize(txt, dim=-1), model.logit_scale.clamp(max=math.log(100)))}
+        losses = {"clip": clip_loss(F.normalize(glob, dim=-1), F.normalize(txt, dim=-1),
+                                    model.logit_scale.clamp(max=math.log(100)))}
         if cfg.patch_loss:
             q = F.normalize(encode_text_trimmed(model, qtoks), dim=-1)
             losses["patch"] = patch_object_loss(F.normalize(dense, dim=-1), q, tr["labels"][idx].to(dev), scale)
-        if cfg.crop_loss:                                                      # close-ups: the detail a 64-px scene loses
+        # close-ups: the detail a 64-px scene loses
+        if cfg.crop_loss:
             j = torch.randint(0, len(close["crops"]), (cfg.crop_batch,), generator=g)
             xc = normalize_images(close["crops"][j].to(dev), clip)
-            xc = torch.where((torch.rand(cfg.crop_batch, generator=g) < .5).to(dev)[:, None, None, None], xc.flip(-1), xc)
+            flip = (torch.rand(cfg.crop_batch, generator=g) < .5).to(dev)[:, None, None, None]
+            xc = torch.where(flip, xc.flip(-1), xc)
             ce = F.normalize(vit_global_dense(model.visual, xc)[0], dim=-1)
-            losses["crop"] = F.cross_entropy(scale * ce @ F.normalize(encode_text_trimmed(model, ptoks), dim=-1).T, close["phrase"][j].to(dev))
-        losses["loss"] = losses["clip"] + cfg.patch_loss * losses.get("patch", 0) + cfg.crop_loss * losses.get("crop", 0)
+            losses["crop"] = F.cross_entropy(scale * ce @ F.normalize(encode_text_trimmed(model, ptoks), dim=-1).T,
+                                             close["phrase"][j].to(dev))
+        loss = losses["clip"] + cfg.patch_loss * losses.get("patch", 0)
+        losses["loss"] = loss + cfg.crop_loss * losses.get("crop", 0)
         return losses
-    hist = fit(model, step, cfg.steps, cfg.lr, cfg.weight_decay, cfg.warmup, ckpt=out/"ckpt.pt", ckpt_every=50,
-               bf16=cfg.bf16, desc="tiny CLIP")
+    sch = Schedule(cfg.steps, cfg.lr, cfg.weight_decay, cfg.warmup, bf16=cfg.bf16)
+    hist = fit(model, step, sch, ckpt=out/"ckpt.pt", ckpt_every=50, desc="tiny CLIP")
     return finish_run(model, hist, out)
 
 def check_tiny(model:str, # the model asked for with weights "objret"
                family:str="clip", # "clip", "cnn" or "detector"
               ) -> str:
     "Weights 'objret' exist only for objret's tiny models: anything else is refused before any work starts."
-    from objret.backbones import TINY_CNNS, TINY_CONFIGS, TINY_DETECTORS
     names = {"clip": TINY_CONFIGS, "cnn": TINY_CNNS, "detector": TINY_DETECTORS}[family]
     if model not in names:
-        raise ValueError(f"weights 'objret' exist only for objret's tiny {family} models {list(names)}, not {model!r}; "
-                         f"for {model} pass real weights (an open_clip tag such as 'openai', torchvision's 'DEFAULT', or a checkpoint file).")
+        raise ValueError(f"weights 'objret' exist only for objret's tiny {family} models "
+                         f"{list(names)}, not {model!r}; for {model} pass real weights (an open_clip "
+                         "tag such as 'openai', torchvision's 'DEFAULT', or a checkpoint file).")
     return model
 
 def tiny_clip(cfg:TinyClipConfig=TinyClipConfig(), # the recipe (its hash keys the cache)
               device:str="auto",
               retrain:bool=False, # train even when cached weights exist
              ) -> Clip:
-    "The tiny CLIP trained on the synthetic world: from the cache or the weights objret ships, else trained (≈75 min on 2 CPU cores)."
+    """The tiny CLIP trained on the synthetic world: from the cache or the weights objret ships, else trained (≈75 min
+    on 2 CPU cores)."""
     check_tiny(cfg.model, "clip")
-    d = trained_or_train(f"tiny-clip-{cfg.key()}", lambda out: train_tiny_clip(cfg, out, device), retrain)
+    d = trained_or_train(f"tiny-clip-{cfg.key()}", lambda out: train_tiny_clip(cfg, out, device), retrain, minutes=75)
     return create_clip(cfg.model, pretrained=d/"model.pt", device=device)
 
 # %% ../nbs/06_train.ipynb #977d5074
@@ -363,7 +450,8 @@ def embed_split(clip:Clip, data:dict, batch_size:int=250) -> tuple[torch.Tensor,
     G, D = [], []
     for b in batched(data["images"], batch_size, desc="embedding images"):
         g, d, _ = vit_global_dense(clip.model.visual, normalize_images(b.to(clip.device), clip))
-        G.append(F.normalize(g.float(), dim=-1).cpu()); D.append(F.normalize(d.float(), dim=-1).cpu())
+        G.append(F.normalize(g.float(), dim=-1).cpu())
+        D.append(F.normalize(d.float(), dim=-1).cpu())
     return torch.cat(G), torch.cat(D)
 
 @torch.no_grad()
@@ -379,7 +467,8 @@ def pointing_game(clip:Clip, data:dict, dense:torch.Tensor|None=None) -> dict:
     dense = embed_split(clip, data)[1] if dense is None else dense
     q = encode_texts(clip, [object_query(c) for c in objs.categories]).cpu()
     sim = torch.einsum("mpe,me->mp", dense[objs.box_image], q[objs.box_category])        # (boxes, patches)
-    g = int(round(dense.shape[1] ** .5)); best = sim.argmax(1)
+    g = int(round(dense.shape[1] ** .5))
+    best = sim.argmax(1)
     H, W = objs.sizes[objs.box_image].float().unbind(1)
     cx, cy = ((best % g).float() + .5) / g * W, ((best // g).float() + .5) / g * H      # patch centre, image pixels
     b = objs.boxes
@@ -387,37 +476,39 @@ def pointing_game(clip:Clip, data:dict, dense:torch.Tensor|None=None) -> dict:
     out = {"pointing": 100 * hit.float().mean().item()}
     # objret's synthetic sizes are relative to the image: small/medium/large by box side over the image side
     rel = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).sqrt() / W
-    for name, m in (("small", rel < SIZE_EDGES[0]), ("medium", (rel >= SIZE_EDGES[0]) & (rel < SIZE_EDGES[1])), ("large", rel >= SIZE_EDGES[1])):
+    for name, m in (("small", rel < SIZE_EDGES[0]), ("medium", (rel >= SIZE_EDGES[0]) & (rel < SIZE_EDGES[1])),
+                    ("large", rel >= SIZE_EDGES[1])):
         if m.any(): out[f"pointing_{name}"] = 100 * hit[m].float().mean().item()
     out["chance"] = 100 * (((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])) / (H * W)).mean().item()
     return out
 
 @torch.no_grad()
 def marking_accuracy(clip:Clip, crops:dict, batch_size:int=500) -> dict:
-    "Share (%) of object crops (`object_crops`) whose best phrase among their category's plain and marked ones is the right one; chance 1/3."
+    """Share (%) of object crops (`object_crops`) whose best phrase among their category's plain and marked ones is the
+    right one; chance 1/3."""
     P = encode_texts(clip, crops["phrases"]).cpu()
     n_cat = len(P) // (1 + len(MARKINGS))
     E = embed_split(clip, {"images": crops["crops"]}, batch_size)[0]
     cat, mark = crops["phrase"] % n_cat, crops["phrase"] // n_cat
-    options = cat[:, None] + n_cat * torch.arange(1 + len(MARKINGS))               # (M, 3) the crop's category, each marking
+    # (M, 3) the crop's category, each marking
+    options = cat[:, None] + n_cat * torch.arange(1 + len(MARKINGS))
     right = (torch.einsum("me,mke->mk", E, P[options]).argmax(1) == mark).float()
     return {"marking": 100 * right.mean().item(), **{f"marking_{m or 'plain'}": 100 * right[mark == k].mean().item()
                                                    for k, m in enumerate((None, *MARKINGS)) if (mark == k).any()}}
 
 # %% ../nbs/06_train.ipynb #ceac4aa9
-from .backbones import FeatureMapNet, cnn_backbone
-from .metrics import mean_average_precision
-
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def _stats(x:torch.Tensor, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
     "A channel mean and std, shaped to broadcast over `x` (…, 3, H, W), on its device."
-    return (torch.tensor(mean, device=x.device, dtype=torch.float32).view(3, 1, 1), torch.tensor(std, device=x.device, dtype=torch.float32).view(3, 1, 1))
+    return (torch.tensor(mean, device=x.device, dtype=torch.float32).view(3, 1, 1),
+            torch.tensor(std, device=x.device, dtype=torch.float32).view(3, 1, 1))
 
 def imagenet_normalize(x:torch.Tensor, # uint8 images (…, 3, H, W)
                        mean=IMAGENET_MEAN, std=IMAGENET_STD, # the backbone's input statistics (ImageNet's by default)
                       ) -> torch.Tensor:
-    "uint8 images → float input normalised with a backbone's mean and std (ImageNet's, as torchvision's CNNs want, by default)."
+    """uint8 images → float input normalised with a backbone's mean and std (ImageNet's, as torchvision's CNNs want, by
+    default)."""
     m, s = _stats(x, mean, std)
     return (x.float() / 255 - m) / s
 
@@ -440,7 +531,7 @@ class TinyCnnConfig:
     weight_decay:float = 0.05
     warmup:int = 20
     seed:int = 0
-    def key(self) -> str: return config_key(self)
+    def key(self) -> str: return config_digest(self)
 
 def cnn_logits(net:FeatureMapNet, x:torch.Tensor) -> torch.Tensor:
     "The classifier's logits: `fc` on the globally average-pooled map."
@@ -450,12 +541,14 @@ def train_tiny_cnn(cfg:TinyCnnConfig=TinyCnnConfig(), # the recipe
                    out:str|Path|None=None, # directory for checkpoint, weights, history (default: the cache)
                    device:str="auto",
                   ) -> Path:
-    "Train the tiny CNN as a multi-label classifier of the synthetic world; write `model.pt`, `history.csv`, `config.json`."
+    """Train the tiny CNN as a multi-label classifier of the synthetic world; write `model.pt`, `history.csv`,
+    `config.json`."""
     out = start_run(cfg, out or objret_home("models", f"tiny-cnn-{cfg.key()}"))
     seed_everything(cfg.seed)
     net = cnn_backbone(cfg.model, device=device)
     dev = next(net.parameters()).device
-    tr = load_split_tensors(object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed), "train", cfg.image_size)
+    tr = load_split_tensors(object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed), "train",
+                            cfg.image_size)
     imgs, labels = tr["images"], tr["labels"].float()
     def step(i):
         g = step_generator(cfg.seed, i)
@@ -463,28 +556,29 @@ def train_tiny_cnn(cfg:TinyCnnConfig=TinyCnnConfig(), # the recipe
         x = imagenet_normalize(imgs[idx].to(dev))
         x = torch.where((torch.rand(cfg.batch_size, generator=g) < .5).to(dev)[:, None, None, None], x.flip(-1), x)
         return {"loss": F.binary_cross_entropy_with_logits(cnn_logits(net, x), labels[idx].to(dev))}
-    hist = fit(net, step, cfg.steps, cfg.lr, cfg.weight_decay, cfg.warmup, ckpt=out/"ckpt.pt", ckpt_every=50, desc="tiny CNN")
+    hist = fit(net, step, Schedule(cfg.steps, cfg.lr, cfg.weight_decay, cfg.warmup), ckpt=out/"ckpt.pt", ckpt_every=50,
+               desc="tiny CNN")
     return finish_run(net, hist, out)
 
 def tiny_cnn(cfg:TinyCnnConfig=TinyCnnConfig(), # the recipe (its hash keys the cache)
              device:str="auto",
              retrain:bool=False, # train even when cached weights exist
             ) -> FeatureMapNet:
-    "The tiny CNN trained on the synthetic world: from the cache or the weights objret ships, else trained (≈3 min on 2 CPU cores)."
+    """The tiny CNN trained on the synthetic world: from the cache or the weights objret ships, else trained (≈3 min on
+    2 CPU cores)."""
     check_tiny(cfg.model, "cnn")
-    d = trained_or_train(f"tiny-cnn-{cfg.key()}", lambda out: train_tiny_cnn(cfg, out, device), retrain)
+    d = trained_or_train(f"tiny-cnn-{cfg.key()}", lambda out: train_tiny_cnn(cfg, out, device), retrain, minutes=3)
     return cnn_backbone(cfg.model, d/"model.pt", device=device)
 
 @torch.no_grad()
 def classifier_map(net:FeatureMapNet, data:dict, batch_size:int=250) -> dict:
     "Multi-label classification mAP (%) of a loaded split: each category ranks the split's images."
     dev = next(net.parameters()).device
-    s = torch.cat([cnn_logits(net, imagenet_normalize(b.to(dev))).float().cpu() for b in batched(data["images"], batch_size, desc="classifying")])
+    s = torch.cat([cnn_logits(net, imagenet_normalize(b.to(dev))).float().cpu()
+                   for b in batched(data["images"], batch_size, desc="classifying")])
     return mean_average_precision(s.T, data["labels"].T)
 
 # %% ../nbs/06_train.ipynb #b8cbe1ca
-from .backbones import TINY_DETECTORS, load_weights, tiny_faster_rcnn
-
 @dataclass(frozen=True)
 class TinyDetectorConfig:
     "Everything that determines the tiny detector (its hash keys the cache)."
@@ -500,7 +594,7 @@ class TinyDetectorConfig:
     weight_decay:float = 1e-4
     warmup:int = 50
     seed:int = 0
-    def key(self) -> str: return config_key(self)
+    def key(self) -> str: return config_digest(self)
 
 def _boxes_per_image(objs, size:int) -> tuple[list, list]:
     "Each image's boxes (rescaled to `size` px) and category indices."
@@ -518,34 +612,43 @@ def train_tiny_detector(cfg:TinyDetectorConfig=TinyDetectorConfig(), # the recip
     init = None
     if cfg.classifier is not None:
         d = trained_dir(cfg.classifier)
-        if d is None: raise FileNotFoundError(f"classifier run {cfg.classifier!r} not found; train it first (objret.train.tiny_cnn()) or set classifier=None.")
+        if d is None:
+            raise FileNotFoundError(f"classifier run {cfg.classifier!r} not found; train it "
+                                    "first (objret.train.tiny_cnn()) or set classifier=None.")
         init = d/"model.pt"
     seed_everything(cfg.seed)
     dev = get_device(device)
     det = tiny_faster_rcnn(**TINY_DETECTORS[cfg.model], backbone_weights=init).to(dev)
-    tr = load_split_tensors(object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed), "train", cfg.image_size)
+    tr = load_split_tensors(object_world(cfg.n_train, cfg.n_eval, cfg.n_eval, seed=cfg.world_seed), "train",
+                            cfg.image_size)
     imgs, (boxes, cats) = tr["images"], _boxes_per_image(tr["objects"], cfg.image_size)
     def step(i):
         g = step_generator(cfg.seed, i)
-        idx, flip = torch.randint(0, len(imgs), (cfg.batch_size,), generator=g), torch.rand(cfg.batch_size, generator=g) < .5
+        idx, flip = torch.randint(0, len(imgs), (cfg.batch_size,),
+                                  generator=g), torch.rand(cfg.batch_size, generator=g) < .5
         xs, tg = [], []
         for j, f in zip(idx.tolist(), flip.tolist()):
             x, b = imgs[j].to(dev).float() / 255, boxes[j].clone()
             if f: x, b[:, [0, 2]] = x.flip(-1), cfg.image_size - b[:, [2, 0]]
-            xs.append(x); tg.append({"boxes": b.to(dev), "labels": cats[j].to(dev) + 1})
+            xs.append(x)
+            tg.append({"boxes": b.to(dev), "labels": cats[j].to(dev) + 1})
         losses = det(xs, tg)
         return {"loss": sum(losses.values()), **losses}
-    hist = fit(det, step, cfg.steps, cfg.lr, cfg.weight_decay, cfg.warmup, ckpt=out/"ckpt.pt", ckpt_every=50, grad_clip=10.0, desc="tiny detector")
+    sch = Schedule(cfg.steps, cfg.lr, cfg.weight_decay, cfg.warmup, grad_clip=10.0)
+    hist = fit(det, step, sch, ckpt=out/"ckpt.pt", ckpt_every=50, desc="tiny detector")
     return finish_run(det, hist, out)
 
 def tiny_detector(cfg:TinyDetectorConfig=TinyDetectorConfig(), # the recipe (its hash keys the cache)
                   device:str="auto",
                   retrain:bool=False, # train even when cached weights exist
                  ) -> nn.Module:
-    "The tiny Faster R-CNN trained on the synthetic world, in eval mode: cached, shipped, else trained (≈10 min on 2 CPU cores)."
+    """The tiny Faster R-CNN trained on the synthetic world, in eval mode: cached, shipped, else trained (≈10 min on 2
+    CPU cores)."""
     check_tiny(cfg.model, "detector")
-    d = trained_or_train(f"tiny-detector-{cfg.key()}", lambda out: train_tiny_detector(cfg, out, device), retrain)
-    return load_weights(tiny_faster_rcnn(**TINY_DETECTORS[cfg.model]), d/"model.pt", cfg.model).to(get_device(device)).eval()
+    d = trained_or_train(f"tiny-detector-{cfg.key()}", lambda out: train_tiny_detector(cfg, out, device),
+                         retrain, minutes=10)
+    return load_weights(tiny_faster_rcnn(**TINY_DETECTORS[cfg.model]), d/"model.pt",
+                        cfg.model).to(get_device(device)).eval()
 
 @torch.no_grad()
 def detection_recall(det:nn.Module, # a torchvision-style detector in eval mode
@@ -555,7 +658,6 @@ def detection_recall(det:nn.Module, # a torchvision-style detector in eval mode
                      batch_size:int=64,
                     ) -> dict:
     "Share of ground-truth boxes found (class-agnostic), and detections per image, on a loaded split."
-    from torchvision.ops import box_iou
     dev = next(det.parameters()).device
     size = data["images"].shape[-1]
     boxes, _ = _boxes_per_image(data["objects"], size)
@@ -563,7 +665,9 @@ def detection_recall(det:nn.Module, # a torchvision-style detector in eval mode
     for s in batch_slices(len(boxes), batch_size):
         out = det([x.to(dev).float() / 255 for x in data["images"][s]])
         for o, gt in zip(out, boxes[s]):
-            b = o["boxes"][o["scores"] >= min_score].cpu(); n_det += len(b)
+            b = o["boxes"][o["scores"] >= min_score].cpu()
+            n_det += len(b)
             if len(gt) and len(b): found += int((box_iou(gt, b).amax(1) >= iou).sum())
     n_gt = sum(len(b) for b in boxes)
-    return {"recall": 100 * found / max(n_gt, 1), "detections_per_image": n_det / max(len(boxes), 1), "objects_per_image": n_gt / max(len(boxes), 1)}
+    return {"recall": 100 * found / max(n_gt, 1), "detections_per_image": n_det / max(len(boxes), 1),
+            "objects_per_image": n_gt / max(len(boxes), 1)}

@@ -1,4 +1,4 @@
-"""See what was retrieved: result grids with the matched extent drawn, Dense-CLIP heatmaps, Cluster-CLIP's clusters, OPEN's regions with the decoder's attention, R-MAC's regions with their regional-attention weights, and the detector's boxes behind object embeddings.
+"""Every figure: result grids with the matched extent, heatmaps, clusters, regions with their weights, OPEN, verdicts.
 
 Docs: https://objret.github.io/objret/viz.html.md"""
 
@@ -7,32 +7,44 @@ Docs: https://objret.github.io/objret/viz.html.md"""
 # %% ../nbs/70_viz.ipynb #f15a23a0
 from __future__ import annotations
 import math, textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
+import seaborn as sns
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 from PIL import Image
 
+from .backbones import Clip, select_map
+from .cluster import CLUSTER_METHODS, cluster_means
 from .core import atomic_path
 from .data import load_image
+from .geometry import cell_boxes, cluster_boxes, in_window, pixel_box
+from .methods import ClipMethod, ClipOptions
+from .open import RECALL_COLUMNS, OpenResult, embed_open
+from .regions import make_regions, rank_in_image, region_tensors
+from .rmac import prepare_image
+from .train import IMAGENET_MEAN, IMAGENET_STD
 
 # %% auto #0
 __all__ = ['VERDICT_COLOURS', 'save_figure', 'hits_frame', 'show_results', 'patch_heatmap', 'cluster_map', 'region_weights',
-           'open_attention', 'rmac_regions', 'object_boxes', 'plot_verdicts']
+           'open_attention', 'rmac_regions', 'object_boxes', 'plot_verdicts', 'plot_open', 'open_views',
+           'plot_open_ablation']
 
 # %% ../nbs/70_viz.ipynb #3150a1b5
 def save_figure(fig:plt.Figure, # the figure
                 path:str|Path|None=None, # PNG file to write (None: only show it)
                 dpi:int=110,
                 show:bool=True, # display it inline (in IPython/Jupyter)
+                note:str|None=None, # a line written above the figure (e.g. "smoke run …, not the protocol")
                ) -> Path|None:
     "Save `fig` atomically as PNG, display it inline in notebooks, close it."
+    if note: fig.text(0.5, 1.0, note, ha="center", va="bottom", fontsize=8, color="#c62828")
     if path is not None:
         with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     if show:
@@ -56,11 +68,14 @@ def hits_frame(ids, # (k,) item indices into `paths` (-1: none)
     "Hits of any index as the DataFrame `objret.collection` returns (and `show_results` draws)."
     ids, scores = np.asarray(ids).reshape(-1), np.asarray(scores, dtype=float).reshape(-1)
     ok = ids >= 0
-    df = pd.DataFrame({"rank": np.arange(1, ok.sum() + 1), "key": [(keys[i] if keys is not None else Path(str(paths[i])).name) for i in ids[ok]],
+    df = pd.DataFrame({"rank": np.arange(1, ok.sum() + 1),
+                       "key": [(keys[i] if keys is not None else Path(str(paths[i])).name) for i in ids[ok]],
                        "path": [str(paths[i]) for i in ids[ok]], "score": scores[ok],
-                       "extent": [None if extents is None else tuple(float(v) for v in e) for e in (np.asarray(extents)[ok] if extents is not None else [None] * ok.sum())],
+                       "extent": [None if extents is None else tuple(float(v) for v in e)
+                                  for e in (np.asarray(extents)[ok] if extents is not None else [None] * ok.sum())],
                        "method": method})
-    if positives is not None: df["positive"] = [None if v is None else bool(v) for v in np.asarray(positives, dtype=object).reshape(-1)[ok]]
+    if positives is not None:
+        df["positive"] = [None if v is None else bool(v) for v in np.asarray(positives, dtype=object).reshape(-1)[ok]]
     return df
 
 def _rgb(image) -> np.ndarray:
@@ -69,25 +84,33 @@ def _rgb(image) -> np.ndarray:
 
 def _box(ax, box, color="yellow", lw=1.8, ls="-", alpha=1.0):
     x1, y1, x2, y2 = box
-    ax.add_patch(Rectangle((x1 - .5, y1 - .5), x2 - x1, y2 - y1, fill=False, edgecolor=color, lw=lw, ls=ls, alpha=alpha))
+    rect = Rectangle((x1 - .5, y1 - .5), x2 - x1, y2 - y1, fill=False, edgecolor=color, lw=lw, ls=ls, alpha=alpha)
+    ax.add_patch(rect)
 
 def _bare(ax):
-    ax.set_xticks([]); ax.set_yticks([])
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 def _frame(ax, color, lw=4):
-    for s in ax.spines.values(): s.set_edgecolor(color); s.set_linewidth(lw)
+    for s in ax.spines.values():
+        s.set_edgecolor(color)
+        s.set_linewidth(lw)
 
 def _query_panel(ax, query, box=None, text=None, size=9):
     "The query: an image with its box (and a text, for composed queries), or the text itself."
     _bare(ax)
-    if query is None: ax.axis("off"); return
+    if query is None:
+        ax.axis("off")
+        return
     if isinstance(query, str) and not Path(query).is_file():
-        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(f"“{query}”", 18)), ha="center", va="center", fontsize=size, wrap=True)
+        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(f"“{query}”", 18)), ha="center", va="center", fontsize=size,
+                wrap=True)
         ax.set_facecolor("#f3f3f3")
     else:
         ax.imshow(_rgb(query))
         if box is not None: _box(ax, box, "cyan", 2)
-    ax.set_title("query" if text is None else "\n".join(textwrap.wrap(f"query + “{text}”", 26)), fontsize=size if text is None else 7)
+    ax.set_title("query" if text is None else "\n".join(textwrap.wrap(f"query + “{text}”", 26)),
+                 fontsize=size if text is None else 7)
 
 def show_results(hits:pd.DataFrame|dict, # a DataFrame of hits, or {method name: DataFrame} for rows of methods
                  query=None, # the query: a text, or an image (path or PIL)
@@ -100,7 +123,8 @@ def show_results(hits:pd.DataFrame|dict, # a DataFrame of hits, or {method name:
                  target=None, # a composed query's target image, shown (framed green) after the query
                 ) -> plt.Figure:
     "A query and its top-k images, rank and score on each, the matched extent drawn, right and wrong framed."
-    rows = hits if isinstance(hits, dict) else {str(hits["method"].iloc[0]) if "method" in hits and len(hits) else "": hits}
+    rows = hits if isinstance(hits,
+                              dict) else {str(hits["method"].iloc[0]) if "method" in hits and len(hits) else "": hits}
     n = max(len(h) if k is None else min(k, len(h)) for h in rows.values()) if rows else 0
     lead = 1 + (target is not None)
     fig, axs = plt.subplots(len(rows), n + lead, figsize=(size * (n + lead), size * len(rows) + .4), squeeze=False)
@@ -108,19 +132,32 @@ def show_results(hits:pd.DataFrame|dict, # a DataFrame of hits, or {method name:
         _query_panel(axs[r, 0], query if r == 0 else None, query_box, query_text)
         if r: axs[r, 0].axis("off")
         if target is not None:
-            if r == 0: _bare(axs[r, 1]); axs[r, 1].imshow(_rgb(target)); _frame(axs[r, 1], "#2ca02c"); axs[r, 1].set_title("target", fontsize=8)
+            if r == 0:
+                _bare(axs[r, 1])
+                axs[r, 1].imshow(_rgb(target))
+                _frame(axs[r, 1], "#2ca02c")
+                axs[r, 1].set_title("target", fontsize=8)
             else: axs[r, 1].axis("off")
-        axs[r, 0].text(-0.08, 0.5, name, transform=axs[r, 0].transAxes, rotation=90, ha="right", va="center", fontsize=9, weight="bold")
+        axs[r, 0].text(-0.08, 0.5, name, transform=axs[r, 0].transAxes, rotation=90, ha="right", va="center",
+                       fontsize=9, weight="bold")
         for j in range(n):
-            ax = axs[r, j + lead]; _bare(ax)
-            if j >= len(h): ax.axis("off"); continue
+            ax = axs[r, j + lead]
+            _bare(ax)
+            if j >= len(h):
+                ax.axis("off")
+                continue
             row = h.iloc[j]
-            im = _rgb(row["path"]); ax.imshow(im)
+            im = _rgb(row["path"])
+            ax.imshow(im)
             e = row.get("extent")
             if e is not None and not (isinstance(e, float) and math.isnan(e)):
                 e = tuple(e)
-                if not (e[0] <= 0.5 and e[1] <= 0.5 and e[2] >= im.shape[1] - 0.5 and e[3] >= im.shape[0] - 0.5): _box(ax, e)
-            right = (row["key"] in positives) if positives is not None else (row["positive"] if "positive" in h else "unknown")
+                if not (e[0] <= 0.5 and e[1] <= 0.5 and e[2] >= im.shape[1] - 0.5 and e[3] >= im.shape[0] - 0.5):
+                    _box(ax, e)
+            right = (
+                    row[
+                            "key"] in positives) if positives is not None else (
+                                    row["positive"] if "positive" in h else "unknown")
             if right != "unknown": _frame(ax, "#999999" if right is None else "#2ca02c" if right else "#d62728")
             ax.set_title(f"#{int(row['rank'])}  {row['score']:.3f}", fontsize=8)
     if title: fig.suptitle(title, fontsize=10)
@@ -128,18 +165,19 @@ def show_results(hits:pd.DataFrame|dict, # a DataFrame of hits, or {method name:
     return fig
 
 # %% ../nbs/70_viz.ipynb #6ea1708a
-def _clip_method(method, kind:str):
-    "An `objret.collection.ClipMethod` (given, or made of a `Clip`) of the wanted kind, sharing the loaded model."
-    from objret.collection import ClipMethod
-    if isinstance(method, ClipMethod): return method
-    from objret.backbones import Clip
-    if not isinstance(method, Clip): raise TypeError(f"expected an objret Clip or a collection ClipMethod, got {type(method).__name__}.")
-    return ClipMethod(kind, model=method.name, pretrained=None, device=str(method.device)).use(clip=method)
+def _clip_method(method, kind:str, **options) -> ClipMethod:
+    "An `objret.methods.ClipMethod` (given, or made of a `Clip`) of the wanted kind, sharing the loaded model."
+    if isinstance(method, ClipMethod):
+        if not options: return method
+        return ClipMethod(replace(method.options, **options), method.device).use(**method.models())
+    if not isinstance(method, Clip):
+        raise TypeError(f"expected an objret Clip or a ClipMethod, got {type(method).__name__}.")
+    return ClipMethod(ClipOptions(kind, model=method.name, pretrained=None, **options),
+                      str(method.device)).use(clip=method)
 
 def _cells(grid, window, W, H) -> torch.Tensor:
     "Cell boxes of a patch grid in the original image's pixels."
-    from objret.collection import _in_window, cell_boxes
-    return _in_window(cell_boxes(grid), window) * torch.tensor([W, H, W, H])
+    return in_window(cell_boxes(grid), window) * torch.tensor([W, H, W, H])
 
 @torch.no_grad()
 def patch_heatmap(method, # a `Clip` or a collection `ClipMethod` (its resolution is used)
@@ -149,19 +187,24 @@ def patch_heatmap(method, # a `Clip` or a collection `ClipMethod` (its resolutio
                   ax=None, size:float=3.0,
                  ) -> plt.Figure:
     "Dense-CLIP's patch–text cosine over the image, the best patch outlined."
-    m = _clip_method(method, "dense")
-    if resolution is not None: m.side = resolution
-    im = Image.fromarray(_rgb(image)); W, H = im.size
+    m = _clip_method(method, "dense", **({} if resolution is None else {"resolution": resolution}))
+    im = Image.fromarray(_rgb(image))
+    W, H = im.size
     x, win = m.prepare(im)
     g, d, grid = m.forward([x])
     s = (d[0] @ m.encode_text([text])[0].to(d.device)).cpu()
     cells = _cells(grid, win, W, H)
-    heat = torch.zeros(H, W); cover = torch.zeros(H, W)
-    for (x1, y1, x2, y2), v in zip(cells.round().long().tolist(), s.tolist()): heat[y1:y2, x1:x2] += v; cover[y1:y2, x1:x2] += 1
+    heat = torch.zeros(H, W)
+    cover = torch.zeros(H, W)
+    for (x1, y1, x2, y2), v in zip(cells.round().long().tolist(), s.tolist()):
+        heat[y1:y2, x1:x2] += v
+        cover[y1:y2, x1:x2] += 1
     heat = torch.where(cover > 0, heat / cover.clamp(min=1), float("nan"))
     fig = ax.figure if ax is not None else plt.figure(figsize=(size, size))
-    ax = ax or fig.add_subplot(111); _bare(ax)
-    ax.imshow(im); h = ax.imshow(heat.numpy(), cmap="inferno", alpha=0.55)
+    ax = ax or fig.add_subplot(111)
+    _bare(ax)
+    ax.imshow(im)
+    h = ax.imshow(heat.numpy(), cmap="inferno", alpha=0.55)
     _box(ax, cells[int(s.argmax())].tolist(), "cyan", 2)
     fig.colorbar(h, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
     ax.set_title(f"“{text}”: best patch {float(s.max()):.3f}", fontsize=8)
@@ -173,28 +216,29 @@ def cluster_map(method, # a collection `ClipMethod` of kind "cluster" (or a `Cli
                 image, text:str|None=None, k:int=10, ax=None, size:float=3.0,
                ) -> plt.Figure:
     "An image's patch clusters painted over it; with `text`, the best-matching cluster outlined."
-    from objret.cluster import CLUSTER_METHODS, cluster_means
-    from objret.collection import cluster_boxes
-    m = _clip_method(method, "cluster")
+    m = _clip_method(method, "cluster", **({} if isinstance(method, ClipMethod) else {"k": k}))
     o = m.options
-    im = Image.fromarray(_rgb(image)); W, H = im.size
+    im = Image.fromarray(_rgb(image))
+    W, H = im.size
     x, win = m.prepare(im)
     _, d, grid = m.forward([x])
-    lab = CLUSTER_METHODS[o.get("clustering", "kmeans")](d, k=min(o.get("k") or k, d.shape[1]), threshold=o.get("threshold"))
+    lab = CLUSTER_METHODS[o.clustering](d, k=min(o.k, d.shape[1]), threshold=o.threshold)
     reps, valid = cluster_means(d, lab)
     cells = _cells(grid, win, W, H)
     paint = np.full((H, W, 4), 0.0)
     cmap = matplotlib.colormaps["tab20"]
-    for c, (x1, y1, x2, y2) in zip(lab[0].tolist(), cells.round().long().tolist()): paint[y1:y2, x1:x2] = (*cmap(c % 20)[:3], 0.45)
+    for c, (x1, y1, x2, y2) in zip(lab[0].tolist(), cells.round().long().tolist()):
+        paint[y1:y2, x1:x2] = (*cmap(c % 20)[:3], 0.45)
     fig = ax.figure if ax is not None else plt.figure(figsize=(size, size))
-    ax = ax or fig.add_subplot(111); _bare(ax)
-    ax.imshow(im); ax.imshow(paint)
+    ax = ax or fig.add_subplot(111)
+    _bare(ax)
+    ax.imshow(im)
+    ax.imshow(paint)
     title = f"{int(valid.sum())} clusters"
     if text is not None:
         s = (reps[0][valid[0]] @ m.encode_text([text])[0].to(reps.device)).cpu()
         best = int(s.argmax())
-        from objret.collection import _in_window
-        b = _in_window(cluster_boxes(lab, valid, grid)[best:best + 1], win)[0] * torch.tensor([W, H, W, H])
+        b = in_window(cluster_boxes(lab, valid, grid)[best:best + 1], win)[0] * torch.tensor([W, H, W, H])
         _box(ax, b.tolist(), "yellow", 2.2)
         title += f"; “{text}”: {float(s[best]):.3f}"
     ax.set_title(title, fontsize=8)
@@ -204,17 +248,22 @@ def cluster_map(method, # a collection `ClipMethod` of kind "cluster" (or a `Cli
 def region_weights(image, # path or PIL
                    boxes, # (n, 4) x1, y1, x2, y2 pixels of the image
                    weights, # (n,) a weight per box (attention)
-                   title:str="", ax=None, size:float=3.0, scale=(1.0, 1.0), # scale: pixels of `boxes` → pixels of `image`
+                   # scale: pixels of `boxes` → pixels of `image`
+                   title:str="", ax=None, size:float=3.0, scale=(1.0, 1.0),
                   ) -> plt.Figure:
     "Boxes drawn over an image, each as thick and opaque as its weight, labelled with it."
-    im = _rgb(image); w = torch.as_tensor(weights, dtype=torch.float32).reshape(-1)
+    im = _rgb(image)
+    w = torch.as_tensor(weights, dtype=torch.float32).reshape(-1)
     fig = ax.figure if ax is not None else plt.figure(figsize=(size, size))
-    ax = ax or fig.add_subplot(111); _bare(ax); ax.imshow(im)
+    ax = ax or fig.add_subplot(111)
+    _bare(ax)
+    ax.imshow(im)
     top = max(float(w.max()), 1e-6) if len(w) else 1.0
     for (x1, y1, x2, y2), a in zip(torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4).tolist(), w.tolist()):
         x1, y1, x2, y2 = x1 * scale[0], y1 * scale[1], x2 * scale[0], y2 * scale[1]
         _box(ax, (x1, y1, x2, y2), "yellow", 0.8 + 4 * a / top, alpha=0.35 + 0.65 * a / top)
-        ax.text(x1 + 1, y1 + 1, f"{a:.2f}", color="black", fontsize=6, va="top", bbox=dict(facecolor="yellow", alpha=0.7, pad=0.5, lw=0))
+        ax.text(x1 + 1, y1 + 1, f"{a:.2f}", color="black", fontsize=6, va="top",
+                bbox=dict(facecolor="yellow", alpha=0.7, pad=0.5, lw=0))
     ax.set_title(title, fontsize=8)
     return fig
 
@@ -222,18 +271,17 @@ def region_weights(image, # path or PIL
 def open_attention(method, # a collection `OpenMethod` (its CLIP, decoder and region source)
                    image, ax=None, size:float=3.0) -> plt.Figure:
     "OPEN's regions of an image, each drawn and labelled with the decoder's attention to it."
-    from objret.regions import make_regions, pixel_box, region_tensors
-    m = method.models(); clip, dec = m["clip"], m["decoder"]
+    dev, dec = method.models()["clip"].device, method.models()["decoder"]
     im = Image.fromarray(_rgb(image))
     x, _ = method.prepare(im)
     b = method.boxes(x)
     r = make_regions(b, torch.zeros(len(b), dtype=torch.long), torch.tensor([list(x.shape[-2:])]), name="regions")
     small = Image.fromarray(x.permute(1, 2, 0).numpy())
-    enc = lambda ims: F.normalize(clip.model.encode_image(torch.stack([clip.preprocess(i) for i in ims]).to(clip.device)).float(), dim=-1)
-    g = enc([small])
-    e = enc([small.crop(pixel_box(bb, small.size)) for bb in r.boxes.tolist()]) if len(r.boxes) else g[:0]
-    X, pad = region_tensors(e.cpu(), r, g.cpu())
-    w = dec.image.attention(g, X.to(g.device), pad.to(g.device))[0, :len(r.boxes)].cpu()
+    g = method.encode_images([small])
+    e = method.encode_images([small.crop(pixel_box(bb, small.size))
+                              for bb in r.boxes.tolist()]) if len(r.boxes) else g[:0]
+    X, pad = region_tensors(e, r, g)
+    w = dec.image.attention(g.to(dev), X.to(dev), pad.to(dev))[0, :len(r.boxes)].cpu()
     return region_weights(im, r.boxes, w, f"OPEN: {len(r.boxes)} regions, attention", ax, size,
                           scale=(im.size[0] / x.shape[-1], im.size[1] / x.shape[-2]))
 
@@ -241,28 +289,31 @@ def open_attention(method, # a collection `OpenMethod` (its CLIP, decoder and re
 @torch.no_grad()
 def rmac_regions(net:torch.nn.Module, # the CNN returning a map
                  head, # an `objret.rmac.RmacHead` (its levels and attention)
-                 image, max_side:int|None=None, mean=None, std=None, top:int|None=None, # draw only the `top` heaviest regions
+                 # draw only the `top` heaviest regions
+                 image, max_side:int|None=None, mean=None, std=None, top:int|None=None,
                  ax=None, size:float=3.0) -> plt.Figure:
     "An image's R-MAC regions coloured by their regional-attention weights."
-    from objret.backbones import select_map
-    from objret.rmac import _prepare
-    from objret.train import IMAGENET_MEAN, IMAGENET_STD
     im = Image.fromarray(_rgb(image))
-    x = _prepare(im, max_side, mean or IMAGENET_MEAN, std or IMAGENET_STD)[None].to(next(net.parameters()).device)
+    x = prepare_image(im, max_side, mean or IMAGENET_MEAN, std or IMAGENET_STD)[None].to(next(net.parameters()).device)
     f = select_map(net(x)).float()
-    reg = head.regions(f); w = head.weights(f, reg)[0].cpu()
+    reg = head.regions(f)
+    w = head.weights(f, reg)[0].cpu()
     sx, sy = im.size[0] / f.shape[-1], im.size[1] / f.shape[-2]
     order = torch.argsort(w)                                              # heaviest drawn last, on top
     if top is not None: order = order[-top:]
     fig = ax.figure if ax is not None else plt.figure(figsize=(size, size))
-    ax = ax or fig.add_subplot(111); _bare(ax); ax.imshow(im)
+    ax = ax or fig.add_subplot(111)
+    _bare(ax)
+    ax.imshow(im)
     cmap, lo, hi = matplotlib.colormaps["viridis"], float(w.min()), float(w.max())
     for j in order.tolist():
-        x0, y0, x1, y1 = reg[j].tolist(); a = (float(w[j]) - lo) / max(hi - lo, 1e-6)
+        x0, y0, x1, y1 = reg[j].tolist()
+        a = (float(w[j]) - lo) / max(hi - lo, 1e-6)
         _box(ax, (x0 * sx, y0 * sy, x1 * sx, y1 * sy), cmap(a), 1 + 2 * a, alpha=0.4 + 0.6 * a)
     sm = matplotlib.cm.ScalarMappable(cmap=cmap, norm=matplotlib.colors.Normalize(lo, hi))
     fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
-    ax.set_title(f"R-MAC, {len(reg)} regions, α {'(attention)' if head.attention is not None else '(uniform)'}", fontsize=8)
+    ax.set_title(f"R-MAC, {len(reg)} regions, α "
+                 f"{'(attention)' if head.attention is not None else '(uniform)'}", fontsize=8)
     return fig
 
 # %% ../nbs/70_viz.ipynb #67fecc29
@@ -271,12 +322,15 @@ def object_boxes(method, # a collection `ObjectMethod` (classifier + detector)
                  image, query=None, # an image (path or PIL) whose vectors are matched against the boxes
                  ax=None, size:float=3.0) -> plt.Figure:
     "An image's detected boxes; with a query, each box's best similarity to it and the best box outlined."
-    im = Image.fromarray(_rgb(image)); W, H = im.size
+    im = Image.fromarray(_rgb(image))
+    W, H = im.size
     x, win = method.prepare(im)
     (v, e), = method.embed([x], [(0.0, 0.0, 1.0, 1.0)])
     boxes = (e[1:] * torch.tensor([W, H, W, H])).tolist()
     fig = ax.figure if ax is not None else plt.figure(figsize=(size, size))
-    ax = ax or fig.add_subplot(111); _bare(ax); ax.imshow(im)
+    ax = ax or fig.add_subplot(111)
+    _bare(ax)
+    ax.imshow(im)
     sims = None
     if query is not None and len(boxes):
         qv = method.encode_image(Image.fromarray(_rgb(query)))
@@ -284,7 +338,9 @@ def object_boxes(method, # a collection `ObjectMethod` (classifier + detector)
     for j, b in enumerate(boxes):
         best = sims is not None and j == int(sims.argmax())
         _box(ax, b, "yellow" if best else "white", 2.4 if best else 1.0)
-        if sims is not None: ax.text(b[0] + 1, b[1] + 1, f"{float(sims[j]):.2f}", fontsize=6, va="top", bbox=dict(facecolor="yellow" if best else "white", alpha=0.7, pad=0.5, lw=0))
+        if sims is not None:
+            ax.text(b[0] + 1, b[1] + 1, f"{float(sims[j]):.2f}", fontsize=6, va="top",
+                    bbox=dict(facecolor="yellow" if best else "white", alpha=0.7, pad=0.5, lw=0))
     ax.set_title(f"{len(boxes)} detected objects" + ("; best box to the query" if sims is not None else ""), fontsize=8)
     return fig
 
@@ -299,8 +355,12 @@ def plot_verdicts(verdicts, # `Verdict`s, or a DataFrame with delta, ci_low, ci_
     rows = verdicts if isinstance(verdicts, pd.DataFrame) else pd.DataFrame([v.row() for v in verdicts])
     if len(rows) == 0: raise ValueError("plot_verdicts: no verdicts to draw.")
     missing = {"delta", "ci_low", "ci_high", "verdict"} - set(rows.columns)
-    if missing: raise ValueError(f"plot_verdicts: the rows lack {sorted(missing)}; pass Verdicts or their .row() tables.")
-    labels = list(rows["claim"]) if labels is None and "claim" in rows else list(labels) if labels is not None else [str(i) for i in range(len(rows))]
+    if missing:
+        raise ValueError(f"plot_verdicts: the rows lack {sorted(missing)}; pass Verdicts or their .row() tables.")
+    labels = list(
+            rows[
+                    "claim"]) if labels is None and "claim" in rows else list(
+                            labels) if labels is not None else [str(i) for i in range(len(rows))]
     if len(labels) != len(rows): raise ValueError(f"plot_verdicts: {len(labels)} labels for {len(rows)} verdicts.")
     fig, ax = plt.subplots(figsize=(width, 0.45 * len(rows) + 0.9))
     y = np.arange(len(rows))[::-1]
@@ -310,9 +370,75 @@ def plot_verdicts(verdicts, # `Verdict`s, or a DataFrame with delta, ci_low, ci_
         ax.plot([r["delta"]], [yi], "o", color=c, ms=6)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, [textwrap.fill(str(l), 48) for l in labels], fontsize=8)
-    ax.set_xlabel(xlabel); ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=9)
     lo, hi = min(0.0, rows["ci_low"].min()), max(0.0, rows["ci_high"].max())
-    ax.set_xlim(lo - 0.08 * (hi - lo + 1e-9), hi + 0.08 * (hi - lo + 1e-9)); ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlim(lo - 0.08 * (hi - lo + 1e-9), hi + 0.08 * (hi - lo + 1e-9))
+    ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/70_viz.ipynb #c90a33dc
+def plot_open(table:pd.DataFrame, times:pd.DataFrame, title:str=""):
+    "R@K bars of objret's rows (and the paper's, hatched) and seconds against collection size for both inference modes."
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.5, 3.6), gridspec_kw={"width_ratios": [1.4, 1]})
+    mine = table[table.source.str.startswith("objret")]
+    theirs = table[table.source.str.startswith("paper")].assign(method=lambda t: "paper: " + t.method)
+    bars = pd.concat([mine, theirs]).melt(id_vars="method", value_vars=RECALL_COLUMNS, var_name="metric",
+                                          value_name="recall (%)")
+    sns.barplot(data=bars, x="metric", y="recall (%)", hue="method", ax=a1)
+    for p, m in zip(a1.patches, [m for m in bars.method.unique() for _ in RECALL_COLUMNS]):
+        if m.startswith("paper"):
+            p.set_hatch("//")
+            p.set_alpha(0.6)
+    a1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    a1.tick_params(axis="x", labelsize=7)
+    a1.set_ylim(0, 100)
+    a1.set_title(f"{title} Recall@K", fontsize=9)
+    names = {"query_agnostic_s": "query-agnostic (OPEN: embed once, then a "
+                                 "product)", "query_dependent_s": "query-dependent (a pass per caption–image pair)"}
+    long = times.melt(id_vars="images", value_vars=list(names), var_name="inference",
+                      value_name="seconds").replace({"inference": names})
+    sns.lineplot(data=long, x="images", y="seconds", hue="inference", marker="o", ax=a2)
+    a2.set_xscale("log")
+    a2.set_yscale("log")
+    a2.set_xticks(times.images.tolist(), [str(v) for v in times.images.tolist()])
+    a2.minorticks_off()
+    a2.legend(fontsize=7, title=None)
+    a2.set_title("inference time, every caption over the collection", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+def open_views(res:OpenResult, # what `objret.open.open_experiment` returned
+               n:int=2, # queries: the first caption of each of the first `n` test images (not chosen)
+               k:int=5, # hits per method
+              ) -> list: # matplotlib figures
+    """For the first test captions: the probe's and OPEN's top-k images (the caption's own framed green), and OPEN's
+    regions with its attention."""
+    caps, f, r = res.test_caps, res.test, res.test_regions
+    paths = [caps.root/p for p in caps.files]
+    emb = {m: embed_open(res.models[m], f) for m in ("PreTrain-linear-prob", "OPEN")}
+    figs = []
+    for t in [int((f.text_image == i).nonzero()[0]) for i in range(min(n, len(caps)))]:
+        own, rows = int(f.text_image[t]), {}
+        for name, (img, txt) in emb.items():
+            s, i = (img @ txt[t]).topk(min(k, len(img)))
+            rows[name] = hits_frame(i, s, paths, positives=(i == own), method=name)
+        figs.append(show_results(rows, caps.captions[t], title=f"test caption {t}; its image: {caps.files[own]}"))
+        top = int((emb["OPEN"][0] @ emb["OPEN"][1][t]).argmax())
+        order, _ = rank_in_image(r)                                       # the slots of X, as region_tensors fills them
+        boxes = r.boxes[order[r.box_image[order] == top]][:int((~f.pad[top]).sum())]
+        w = res.models["OPEN"].image.attention(f.glob[top:top + 1], f.X[top:top + 1],
+                                               f.pad[top:top + 1])[0, :len(boxes)]
+        figs.append(region_weights(paths[top], boxes, w, "OPEN's top hit: its regions, "
+                                                         "weighted by the decoder's attention"))
+    return figs
+
+def plot_open_ablation(table:pd.DataFrame, # `open_ablation`'s table
+                       verdicts:list, # its verdicts, one per row
+                      ):
+    """OPEN's gain over the probe in each ablation run, with its interval, each row labelled with its regions' share on
+    the objects."""
+    labels = [f"{r} ({o:.0f} % of the regions on objects)" for r, o in zip(table.run, table["regions on objects %"])]
+    return plot_verdicts(verdicts, labels, title="OPEN's gain over the probe, t2i R@1 (95 % CI)")

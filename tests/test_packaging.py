@@ -187,3 +187,51 @@ def test_chapter_notebooks_keep_small_outputs():
             assert not ("display_data" in imgs and "execute_result" in imgs), f"{f.name}: cell {c.get('id')} shows its figure twice"
     viz = nbformat.read(ROOT/"nbs"/"70_viz.ipynb", as_version=4)
     assert sum(any(k.startswith("image/") for k in o.get("data", {})) for o in _outputs(viz)) >= 5, "70_viz shows no figures: run `make outputs`"
+
+
+# imports of objret's modules that no runtime dependency brings, each with why the plain install may lack it
+OPTIONAL_IMPORTS = {
+    "faiss": "exactly one of the extras gpu / cpu brings it (both install the `faiss` module)",
+    "ray": "the ray extra: only `engine='ray'` needs it",
+    "IPython": "present wherever a notebook runs; objret.viz only displays figures through it when it is",
+}
+
+
+def _third_party_imports():
+    "Top-level names of every absolute import in objret/*.py, with a file that imports each."
+    import ast
+    found = {}
+    for f in sorted((ROOT/"objret").glob("*.py")):
+        for n in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in n.names] if isinstance(n, ast.Import) else [n.module] if isinstance(n, ast.ImportFrom) and not n.level else []
+            for m in names:
+                top = m.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in ("objret", "__future__"): found.setdefault(top, f.name)
+    return found
+
+
+def test_every_runtime_import_is_a_declared_dependency():
+    "What a module of objret imports comes with `pip install objret` (or is an optional extra, named above with its reason)."
+    from importlib.metadata import packages_distributions
+    dists = packages_distributions()
+    deps = {_name(d) for d in _pyproject()["project"]["dependencies"]}
+    found = _third_party_imports()
+    assert {"torch", "open_clip", "pandas", "fastapi"} <= set(found)         # the check sees the imports
+    missing = {top: f for top, f in found.items() if top not in OPTIONAL_IMPORTS
+               and not {_name(d) for d in dists.get(top, [top])} & deps}
+    assert not missing, f"imported by objret but not in [project] dependencies: {missing}"
+
+
+NAMESPACE_CHECK = """
+import sys, types
+ns = types.ModuleType("objret"); ns.__path__ = [sys.argv[1]]; ns.__file__ = None   # what a folder named objret/ makes of it
+sys.modules["objret"] = ns
+try: import objret.core
+except ImportError as e: print(e)
+"""
+
+
+def test_a_namespace_package_is_refused(tmp_path):
+    "objret imported as a namespace package (a clone named objret/ in the working folder) says so, naming the folder."
+    out = subprocess.run([sys.executable, "-c", NAMESPACE_CHECK, str(ROOT/"objret")], capture_output=True, text=True, cwd=tmp_path)
+    assert "objret was imported as a namespace package from" in out.stdout and str(ROOT/"objret") in out.stdout, out.stdout + out.stderr

@@ -278,3 +278,27 @@ def test_html_unsafe_text_is_escaped():
             if c.cell_type != "markdown": continue
             text = re.sub(r"`[^`]*`", "", re.sub(r"```.*?```", "", c.source, flags=re.S))
             assert not re.search(r"<[a-z][a-z _-]*>", text), f"{f.name}: {re.search(r'<[a-z][a-z _-]*>', text).group()} in a markdown cell"
+
+
+def test_dense_clip_on_a_coco_format_file_anywhere(tmp_path):
+    "reproduce_dense_clip with ann_file + images_dir alone (file names in a sub-folder): the file named as the split, only held categories queried."
+    import shutil
+    from objret.synth import object_world
+    w = object_world(4, 4, 12, seed=2, progress=False, root=tmp_path/"w")
+    d = json.loads((w/"instances_test.json").read_text())
+    images = tmp_path/"images"; (images/"val").mkdir(parents=True)
+    for im in d["images"]:
+        shutil.copy(w/"images"/im["file_name"], images/"val"/im["file_name"]); im["file_name"] = "val/" + im["file_name"]
+    held = {a["category_id"] for a in d["annotations"]}
+    d["categories"].append({"id": 999, "name": "_background_"})             # a category no image holds: not a query
+    (tmp_path/"mine.json").write_text(json.dumps(d))
+    out = tmp_path/"out.ipynb"
+    pm.execute_notebook(str(ROOT/"nbs"/"reproduce_dense_clip.ipynb"), str(out),
+                        parameters=dict(dataset="coco", ann_file=str(tmp_path/"mine.json"), images_dir=str(images), resolution=64,
+                                        n_clusters={"kmeans": 4, "agglo-threshold": 4, "agglo-count": 8}, results_dir=str(tmp_path)),
+                        kernel_name="python3", cwd=str(ROOT/"nbs"), progress_bar=False)
+    text = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs)
+    assert "coco (mine.json): 12 images" in text, text[:2000]
+    assert f"{len(held)} queries: the categories held by one of the 12 images ({len(d['categories']) - len(held)} others left out)" in text
+    df = pd.read_csv(tmp_path/"dense_clip"/"dense_clip_coco.csv")
+    assert df[df.source.str.startswith("objret")]["mAP"].notna().all()
