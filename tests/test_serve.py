@@ -1,10 +1,11 @@
 """`objret serve` as a user meets it: the command starts the server on 127.0.0.1, and a real browser (Debian's
 chromium, driven by selenium) types a query, sees the hits load with their boxes, uploads an image, draws a box on
-it and searches by that region. The page's screenshot goes to nbs/images/serve_page.png for the README."""
-import json, os, shutil, socket, subprocess, sys, time, urllib.request
+it and searches by that region. The page's screenshot goes to nbs/images/serve_page.jpg for the README."""
+import io, json, os, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -82,8 +83,6 @@ def test_page_in_a_real_browser(served, tmp_path):
         assert "does not take text queries" in drv.find_elements(By.CSS_SELECTOR, ".col")[1].text   # R-MAC: image queries only
         box = drv.find_elements(By.CSS_SELECTOR, ".col:first-child .box")[0]
         assert box.size["width"] > 2 and box.size["height"] > 2                   # the matched cluster's box is drawn
-        (ROOT/"nbs"/"images").mkdir(exist_ok=True)
-        drv.save_screenshot(str(ROOT/"nbs"/"images"/"serve_page.png"))
         drv.find_element(By.ID, "file").send_keys(str(sorted(photos.glob("*.png"))[3]))
         wait.until(lambda d: d.execute_script("const i = document.getElementById('qimg'); return i.complete && i.naturalWidth > 0"))
         can = drv.find_element(By.ID, "qcan")
@@ -93,5 +92,12 @@ def test_page_in_a_real_browser(served, tmp_path):
         drv.find_elements(By.CSS_SELECTOR, ".col:last-child .hit")[0].click()                  # a hit's view, then its region
         wait.until(lambda d: d.execute_script("const i = document.getElementById('view'); return i.complete && i.naturalWidth > 0"))
         assert drv.find_element(By.ID, "status").text == ""                        # no error shown
+        (ROOT/"nbs"/"images").mkdir(exist_ok=True)                               # both collections' hits for a drawn region, a hit's view
+        shot = Image.open(io.BytesIO(drv.get_screenshot_as_png())).convert("RGB")
+        shot.save(ROOT/"nbs"/"images"/"serve_page.jpg", quality=80)                # a JPEG: the scenes' noise makes a PNG large
+    except Exception:                                                              # what the page showed, for the log
+        print("page status:", drv.find_element(By.ID, "status").text, "\npage text:", drv.find_element(By.TAG_NAME, "body").text[:2000])
+        drv.save_screenshot(str(tmp_path/"failed.png"))
+        raise
     finally:
         drv.quit()
