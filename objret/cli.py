@@ -161,7 +161,7 @@ def serve(a:argparse.Namespace) -> int:
         print(f"objret serve: listening on {a.host}: anyone who reaches this machine on port {a.port} can search these "
               "collections", file=sys.stderr)
     print(f"objret serve: http://{a.host}:{a.port}/ (the API under /api, its documentation at /docs); Ctrl-C stops it")
-    run(a.collections, a.host, a.port, a.device, Limits(max_upload=a.max_upload, max_pixels=a.max_pixels))
+    run(a.collections, a.host, a.port, a.device, Limits(max_upload=a.max_upload, max_pixels=a.max_pixels), a.threads)
     return 0
 
 # %% ../nbs/80_cli.ipynb #47453480
@@ -241,6 +241,8 @@ SERVE_ARGS = [
     (("--device",), dict(default="auto", help="auto, cpu or cuda (default: auto)")),
     (("--max-upload",), dict(type=int, default=20_000_000, help="bytes an uploaded image may have (default: 20 MB)")),
     (("--max-pixels",), dict(type=int, default=40_000_000, help="pixels an uploaded image may have (default: 40 million)")),
+    (("--threads",), dict(type=int, default=None, help="torch's CPU threads (default: torch's); with many clients on "
+                                                     "a few cores, 1 answers more queries/s")),
 ]
 
 COMMANDS = {  # name: (function, its arguments, one line of help)

@@ -41,13 +41,14 @@ def kmeans(x:torch.Tensor, # (B, P, E) patch embeddings, L2-normalised
     B, P, E = x.shape
     if not 1 <= k <= P:
         raise ValueError(f"k={k} clusters for images of {P} patches: use 1 ≤ k ≤ {P} (or a larger resolution).")
-    g = torch.Generator(device=x.device).manual_seed(seed)
+    u = torch.rand(k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)   # shared by all images
     ar = torch.arange(B, device=x.device)
-    first = torch.randint(0, P, (B,), generator=g, device=x.device)
+    first = torch.full((B,), min(int(u[0] * P), P - 1), device=x.device)
     C = x[ar, first][:, None]                                                  # (B, 1, E)
     dmin = (1 - (x @ C.transpose(1, 2))[..., 0]).clamp(min=0)                  # (B, P) distance to nearest centre
-    for _ in range(1, k):
-        nxt = torch.multinomial(dmin ** 2 + 1e-12, 1, generator=g)[:, 0]       # D² sampling
+    for t in range(1, k):
+        cdf = (dmin.double() ** 2 + 1e-12).cumsum(-1)                          # D² sampling, by inverse CDF
+        nxt = torch.searchsorted(cdf, u[t].item() * cdf[:, -1:])[:, 0].clamp(max=P - 1)
         c = x[ar, nxt][:, None]
         C = torch.cat([C, c], 1)
         dmin = torch.minimum(dmin, (1 - (x @ c.transpose(1, 2))[..., 0]).clamp(min=0))

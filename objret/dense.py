@@ -142,7 +142,10 @@ def _dense_manifest(clip:Clip, images, resolution, shard_size:int, dtype, antial
                          "px images; pass the size the images really have (or None).")
     tf = "tensor" if isinstance(images, torch.Tensor) else stable_repr(getattr(images, "transform", None))
     return {"format": "objret-dense/2", "model": clip.name,
-            "pretrained": None if clip.pretrained is None else str(clip.pretrained),
+            # an open_clip tag, or "file": a checkpoint's content is in `weights`, not its path (a moved clone, a new
+            # venv or a copied checkpoint keep their extractions)
+            "pretrained": None if clip.pretrained is None else
+                          "file" if Path(clip.pretrained).is_file() else str(clip.pretrained),
             "weights": state_digest(clip.model.visual), "input_size": [H, W], "grid": [H // s, W // s], "transform": tf,
             "inputs": images_digest(images, inputs_key), "n_images": len(images), "shard_size": int(shard_size),
             "dtype": str(dtype).replace("torch.", ""), "pos_antialias": bool(antialias)}

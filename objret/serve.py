@@ -357,6 +357,8 @@ def serve(folders:Sequence[str|Path], # built collections
           port:int=8000,
           device:str="auto",
           limits:Limits=Limits(),
+          threads:int|None=None, # torch's CPU threads (None: torch's default); 1 serves concurrent clients best on few cores
          ):
     "Serve collections: the page at http://host:port/, the API under /api, its documentation at /docs."
+    if threads is not None: torch.set_num_threads(check_int(threads, "threads", min=1))
     uvicorn.run(make_app(Service(folders, device, limits)), host=host, port=check_int(port, "port", min=1), log_level="warning")

@@ -90,6 +90,17 @@ def test_ray_engine_equals_local(scenes, tmp_path, local_ray):
         assert va.shape == vb.shape and np.abs(va.astype(np.float32) - vb.astype(np.float32)).max() <= 2e-3
 
 
+def test_cluster_vectors_independent_of_batching(scenes, tmp_path):
+    "Cluster-CLIP's vectors are a function of the image and the settings: batch and shard sizes change none of them."
+    from objret.collection import build_collection
+    build_collection(scenes, tmp_path/"a", "cluster-clip", shard_size=25, batch_size=25, index=False)
+    build_collection(scenes, tmp_path/"b", "cluster-clip", shard_size=40, batch_size=8, index=False)
+    (va, ta), (vb, tb) = [(np.concatenate([v for v, _ in sh]), pd.concat([t for _, t in sh], ignore_index=True))
+                          for sh in (_shards(tmp_path/"a"), _shards(tmp_path/"b"))]
+    assert ta.key.tolist() == tb.key.tolist() and va.shape == vb.shape == (2000, va.shape[1])
+    assert np.abs(va.astype(np.float32) - vb.astype(np.float32)).max() <= 2e-3
+
+
 def test_ray_actor_killed_mid_build(scenes, tmp_path, local_ray, monkeypatch):
     "An actor killed (ray.kill) while embedding a shard: the build finishes, every image exactly once."
     from objret.collection import RayEngine, build_collection, collection_summary, load_collection

@@ -88,3 +88,26 @@ def test_the_guard_fails_on_what_it_forbids():
     assert violations("open", "from .open_helpers import y\n") != []
     assert violations("engines", "def f():\n    import ray\n") == []                         # an allowed extra
     assert violations("regions", "from .core import digest\nimport torch\n") == []
+
+
+def sizes(src:str) -> list:
+    "Functions of a module source over 60 lines or over 10 parameters (self/cls not counted)."
+    out = []
+    for n in ast.walk(ast.parse(src)):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = n.args
+            params = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) - (bool(a.args) and a.args[0].arg in ("self", "cls"))
+            lines = n.end_lineno - n.lineno + 1
+            if lines > 60 or params > 10: out.append(f"{n.name}: {lines} lines, {params} parameters")
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(_modules()))
+def test_functions_stay_small(name):
+    "No function over 60 lines or 10 parameters: what takes more is a config dataclass."
+    assert not sizes(_modules()[name]), f"objret/{name}.py: {sizes(_modules()[name])}"
+
+
+def test_the_size_check_fails_on_a_big_function():
+    assert sizes("def f(" + ", ".join(f"a{i}" for i in range(11)) + "): pass") == ["f: 1 lines, 11 parameters"]
+    assert sizes("def g():\n" + "    x = 1\n" * 61) == ["g: 62 lines, 0 parameters"]
