@@ -33,7 +33,6 @@ def world(n_items, per_item, dim, n_queries, seed=0):
 
 def numpy_bruteforce(X, Q, per_item, k, batch=32):
     "Every query–vector inner product with NumPy, max over each item's vectors, top k items."
-    n_items = len(X) // per_item
     starts = np.arange(0, len(X), per_item)
     out = np.empty((len(Q), k), np.int64)
     for s in range(0, len(Q), batch):

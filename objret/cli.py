@@ -119,11 +119,13 @@ def build_index(a:argparse.Namespace) -> int:
     opts = method_options(a.method, a.model, a.pretrained, a.resolution,
                           a.backbone, a.weights, a.mean, a.std, a.options)
     budget = parse_bytes(a.memory_budget)
+    if not 0 < a.recall <= 1:
+        raise UsageError(f"--recall {a.recall}: a share of the exact top 10, in (0, 1], e.g. 0.95.")
     with _ray_if(a.engine, a.ray_address):
         s = build_collection(a.source, a.out, a.method, a.engine, a.shard_size, a.batch_size, device=a.device,
                              index=False, **opts)
     if s["embedded"] and not index_is_fresh(a.out, a.factory, budget):
-        s["index"] = str(index_collection(a.out, a.factory, budget, device=a.device).root)
+        s["index"] = str(index_collection(a.out, a.factory, budget, device=a.device, recall=a.recall).root)
     print("\n".join(_summary_lines(s)))
     return 0
 
@@ -193,6 +195,8 @@ BUILD_ARGS = [
     (("--factory",), dict(default="Flat", help="the index: Flat (exact), a faiss factory "
                                                "string, or auto (from --memory-budget)")),
     (("--memory-budget",), dict(help="with --factory auto: bytes the index may take, e.g. 2GB")),
+    (("--recall",), dict(type=float, default=0.95, help="approximate indexes: the share of the exact top 10 the search "
+                                                        "is tuned to find, on held-out images (default: 0.95)")),
 ]
 SEARCH_ARGS = [
     (("out",), dict(help="a collection built by `objret build-index`")),

@@ -6,7 +6,7 @@ Docs: https://objret.github.io/objret/collection.html.md"""
 
 # %% ../nbs/60_collection.ipynb #50e395d2
 from __future__ import annotations
-import json, time
+import json, math, mmap, os, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,15 +21,15 @@ from .core import (FolderLock, ShardStore, atomic_dir, check_int, deprecated_ali
                          progress_enabled, save_atomic)
 from .data import load_image
 from .engines import ENGINES, LocalEngine, RayEngine
-from .index import VectorIndex, choose_factory, merge_best
+from .index import VectorIndex, choose_factory, drop_own, merge_best, tune_search
 from .methods import Method, make_method, method_for
 from .sources import Source, content_ids, load_source
 
 # %% auto #0
 __all__ = ['FORMAT', 'SYNC', 'INDEX', 'REBUILD_SHARE', 'open_collection', 'collection_manifest', 'syncs', 'n_shards',
            'live_items', 'plan_sync', 'index_is_fresh', 'failed_contents', 'collection_summary', 'build_collection',
-           'Collection', 'index_collection', 'load_collection', 'hits', 'hit_frame', 'search', 'hits_many',
-           'search_many']
+           'Collection', 'map_rows', 'ShardVectors', 'ExactTopK', 'index_collection', 'load_collection', 'hits',
+           'hit_frame', 'search', 'hits_many', 'search_many']
 
 # %% ../nbs/60_collection.ipynb #857c5cde
 FORMAT = "objret-collection/2"
@@ -241,9 +241,81 @@ class Collection:
         "The collection's method, its weights checked against the manifest's digest when first loaded."
         if "_method" not in self.__dict__: self.__dict__["_method"] = method_for(self.manifest, self.device, self.given)
         return self.__dict__["_method"]
+    @property
+    def vectors(self) -> ShardVectors|None:
+        "The vectors in index order, read from the shards: an approximate index's candidates are re-ranked with them."
+        if self.index.exact or "offset" not in self.items or self.items["offset"].isna().any():
+            return None                                                  # exact, or an index without shard offsets
+        if "_vectors" not in self.__dict__:
+            self.__dict__["_vectors"] = ShardVectors(ShardStore(self.root), self.items, self.index.ends)
+        return self.__dict__["_vectors"]
     def __repr__(self):
         name = self.manifest["method"]["method"]
         return f"Collection({str(self.root)!r}, method={name!r}, items={len(self)}, vectors={self.index.n_vectors})"
+
+# %% ../nbs/60_collection.ipynb #7f03dc27
+def map_rows(path:str|Path) -> np.ndarray:
+    "A C-order .npy file memory-mapped for scattered rows: no read-ahead, so a row read reads its own pages only."
+    with open(path, "rb") as f:
+        major, _ = np.lib.format.read_magic(f)
+        header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = header(f)
+        if fortran: raise ValueError(f"{path}: a Fortran-order array; objret writes C-order shards.")
+        offset, mm = f.tell(), mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    mm.madvise(mmap.MADV_RANDOM)
+    return np.frombuffer(mm, dtype, count=math.prod(shape), offset=offset).reshape(shape)
+
+class ShardVectors:
+    "A collection's vectors in index order, read on demand from its shards' fp16 files (memory-mapped)."
+    def __init__(self, store:ShardStore, # the collection's shards
+                 items:pd.DataFrame, # the index's items, in index order: their shard and offset (first vector there)
+                 ends:np.ndarray, # end of each item's vectors in the index (`VectorIndex.ends`)
+                ):
+        self.store, self.ends, self._maps, self.rows_read = store, ends, {}, 0
+        self.shard, self.offset = items["shard"].to_numpy(), items["offset"].to_numpy()
+    def __len__(self) -> int: return int(self.ends[-1]) if len(self.ends) else 0
+    def _map(self, i:int) -> np.ndarray:
+        "Shard `i`'s vectors, memory-mapped, after checking their size against its marker."
+        if i not in self._maps:
+            p = self.store.path(i, "vectors.npy")
+            want = json.loads(self.store.marker(i).read_text())["files"][p.name]["bytes"]
+            if not p.is_file() or p.stat().st_size != want:
+                raise ValueError(f"{p} is not the {want} bytes its marker records: changed since the index was built; "
+                                 "rebuild the collection.")
+            self._maps[i] = map_rows(p)
+        return self._maps[i]
+    def __getitem__(self, vec) -> np.ndarray: # (n,) index positions -> (n, dim) float32
+        vec = np.asarray(vec, np.int64).reshape(-1)
+        it = np.searchsorted(self.ends, vec, side="right")
+        row = self.offset[it] + vec - np.where(it > 0, self.ends[np.maximum(it - 1, 0)], 0)
+        out, shard = None, self.shard[it]
+        for i in np.unique(shard):
+            sel = np.flatnonzero(shard == i)
+            o = np.argsort(row[sel], kind="stable")                     # in file order
+            x = self._map(int(i))[row[sel][o]]
+            if out is None: out = np.empty((len(vec), x.shape[1]), np.float32)
+            out[sel[o]] = x
+        self.rows_read += len(vec)
+        return out if out is not None else np.zeros((0, 0), np.float32)
+    def drop_cache(self):
+        "Evict the shard files from the page cache (unmapped first: mapped pages stay), so the next reads hit the disk."
+        opened, self._maps = list(self._maps), {}
+        for i in opened:
+            with open(self.store.path(i, "vectors.npy"), "rb") as f:
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+class ExactTopK:
+    "A few queries' exact top k items (max over each item's vectors), kept up to date as items are added in parts."
+    def __init__(self, queries:np.ndarray, # (Q, dim)
+                 k:int):
+        self.q, self.k = torch.from_numpy(np.asarray(queries, np.float32)), k
+        self.scores, self.ids = torch.zeros(len(queries), 0), torch.zeros(len(queries), 0, dtype=torch.long)
+    def update(self, v:np.ndarray, counts:np.ndarray, ids:np.ndarray):
+        "Take in a part's items: their vectors, vectors per item and ids."
+        s, i = VectorIndex(v.shape[1], device="cpu").add(v, counts, ids).search(self.q, self.k)
+        S, I = torch.cat([self.scores, s], 1), torch.cat([self.ids, i], 1)
+        self.scores, j = S.topk(min(self.k, S.shape[1]), dim=1)
+        self.ids = I.gather(1, j)
 
 # %% ../nbs/60_collection.ipynb #cb9567c3
 REBUILD_SHARE = 0.25        # an approximate index is retrained once added-since-training + dead vectors pass this share
@@ -261,7 +333,7 @@ def _part(store:ShardStore, i:int, rows:list) -> tuple[np.ndarray, pd.DataFrame,
     t = t.iloc[rows]
     sel = np.concatenate([np.arange(o, o + c) for o, c in zip(t["offset"], t["count"])]) if len(t) else np.zeros(0, np.int64)
     ext = np.concatenate([np.asarray(e, np.float32).reshape(-1, 4) for e in t["extents"]]) if len(t) else np.zeros((0, 4), np.float32)
-    items = t.drop(columns=["extents", "offset"]).assign(shard=i, row=rows).reset_index(drop=True)
+    items = t.drop(columns=["extents"]).assign(shard=i, row=rows).reset_index(drop=True)   # offset: 1st vector in the shard
     return np.asarray(v[sel], np.float32), items, ext
 
 def _train_sample(store:ShardStore, by:dict, live:dict, train_size:int, seed:int) -> np.ndarray:
@@ -274,12 +346,15 @@ def _train_sample(store:ShardStore, by:dict, live:dict, train_size:int, seed:int
         if take: out.append(_part(store, i, rows)[0][np.sort(rng.choice(counts[i], take, replace=False))])
     return np.concatenate(out)
 
-def _fill(idx:VectorIndex, store:ShardStore, by:dict, first:int=0) -> tuple[pd.DataFrame, np.ndarray]:
-    "Add the live items of every shard to the index (item ids from `first`); return their items and extents."
+def _fill(idx:VectorIndex, store:ShardStore, by:dict, first:int=0,
+          exact:ExactTopK|None=None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Add the live items of every shard to the index (item ids from `first`); return their items and extents. With
+    `exact`, its queries' exact top k is kept up to date on the way."""
     items, ext = [], []
     for i, rows in by.items():
         v, t, e = _part(store, i, rows)
         idx.add(v, t["count"].to_numpy(), np.arange(first, first + len(t)))
+        if exact is not None: exact.update(v, t["count"].to_numpy(), np.arange(first, first + len(t)))
         items.append(t)
         ext.append(e)
         first += len(t)
@@ -314,18 +389,23 @@ def _grown(root:Path, store:ShardStore, by:dict, meta:dict, device:str):
         items, ext, added = pd.concat([items, t.assign(dead=False)], ignore_index=True), np.concatenate([ext, e]), added + len(e)
     dead = int(items.loc[items["dead"], "count"].sum())
     if (added + dead) > REBUILD_SHARE * idx.n_vectors: return None
-    return idx, items, ext, {"trained_vectors": old["trained_vectors"], "added_since_training": added}
+    return idx, items, ext, {"trained_vectors": old["trained_vectors"], "added_since_training": added,
+                             "tuned": old.get("tuned")}
 
 # %% ../nbs/60_collection.ipynb #8d6d0622
 def index_collection(out:str|Path, # a built collection (`build_collection`)
                      factory:str="Flat", # "Flat" (exact), a faiss factory string, or "auto" (from `memory_budget`)
                      memory_budget:float|None=None, # bytes the index may take, for factory="auto"
-                     nprobe:int|None=None, # approximate search: IVF lists probed
+                     nprobe:int|None=None, # approximate search: IVF lists probed (given: no tuning)
                      train_size:int=200_000, # approximate indexes train on a seeded sample of this many vectors
                      device:str="auto", seed:int=0,
                      locked:bool=False, # the caller holds the collection's lock already
+                     recall:float|None=0.95, # approximate indexes: the share of the exact top 10 to tune the search for
+                     tune_queries:int=200, # held-out queries for the tuning: one vector of each of so many items
                     ) -> Collection:
     "Index a collection's live items from its verified shards (an approximate index follows a sync) and save it."
+    if recall is not None and not 0 < recall <= 1:
+        raise ValueError(f"recall={recall}: a share of the exact top 10, in (0, 1].")
     with FolderLock(out, "indexing") if not locked else _held():
         store, recs = ShardStore(out), syncs(out)
         _check_store(store, recs)
@@ -340,10 +420,33 @@ def index_collection(out:str|Path, # a built collection (`build_collection`)
         else:
             idx = VectorIndex(meta["dim"], meta["factory"], device, nprobe=nprobe)
             if not idx.exact: idx.train(_train_sample(store, by, live, train_size, seed), max_train=train_size, seed=seed)
-            (items, ext), more = _fill(idx, store, by), {"trained_vectors": total, "added_since_training": 0}
+            tune = not idx.exact and recall is not None and nprobe is None
+            held, exact = _held_out(store, by, tune_queries, seed) if tune else (None, None)
+            items, ext = _fill(idx, store, by, exact=exact)
+            more = {"trained_vectors": total, "added_since_training": 0}
             items["dead"] = False
+            if tune: more["tuned"] = _tune(idx, store, items, held, exact, recall)
         _save_index(store.root, idx, items, ext, {**meta, **more})
     return Collection(store.root, store.manifest, idx, items, ext, device)
+
+def _held_out(store:ShardStore, by:dict, n:int, seed:int) -> tuple[list, ExactTopK]:
+    "`n` seeded live items as held-out queries (a vector of each): their (shard, row), and their exact top 11 to fill."
+    rng, keys = np.random.default_rng([seed, 7]), [(i, r) for i, rows in by.items() for r in rows]
+    held = [keys[j] for j in np.sort(rng.choice(len(keys), min(n, len(keys)), replace=False))]
+    q = []
+    for i in dict.fromkeys(s for s, _ in held):
+        rows = [r for s, r in held if s == i]
+        v, t, _ = _part(store, i, rows)
+        starts = np.concatenate([[0], np.cumsum(t["count"].to_numpy())[:-1]])
+        q.append(v[starts + rng.integers(t["count"].to_numpy())])      # a random vector of each item
+    return held, ExactTopK(np.concatenate(q), 11)
+
+def _tune(idx:VectorIndex, store:ShardStore, items:pd.DataFrame, held:list, exact:ExactTopK, recall:float) -> dict:
+    "Tune the filled index's search for `recall` of the exact top 10, each held-out query's own item left out."
+    pos = {key: j for j, key in enumerate(zip(items["shard"], items["row"]))}
+    own = np.array([pos[h] for h in held])
+    truth = drop_own(exact.ids.numpy(), own, 10)
+    return tune_search(idx, exact.q, truth, recall, ShardVectors(store, items, idx.ends), own)
 
 class _held:
     "A lock the caller already holds."
@@ -359,7 +462,8 @@ def _index_files(d:Path, meta:dict) -> tuple[pd.DataFrame, np.ndarray]:
         if file_digest(d/f) != want:
             raise ValueError(f"{d/f} differs from what its index recorded (SHA-256): changed after the index was built; "
                              f"delete {d} and load the collection again to rebuild it.")
-    items, ext = pd.read_parquet(d/"items.parquet"), np.load(d/"extents.npy", allow_pickle=False)
+    items = pd.read_parquet(d/"items.parquet")
+    ext = np.load(d/"extents.npy", mmap_mode="r", allow_pickle=False)      # memory-mapped: read where a hit needs it
     if len(items) != meta["items"] or len(ext) != meta["vectors"]:
         raise ValueError(f"{d}: {len(items)} items and {len(ext)} extents, its meta.json says {meta['items']} and {meta['vectors']}.")
     return items, ext
@@ -403,7 +507,7 @@ def hits(self:Collection, q:torch.Tensor, # (V, dim) one query's vectors (severa
          k:int, # hits
         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: # scores, item positions, best vectors
     "The `k` best live items for one query's vectors."
-    return _live_hits(self, *self.index.search(q, k + _n_dead(self), vectors=True), len(q) > 1, k)
+    return _live_hits(self, *self.index.search(q, k + _n_dead(self), vectors=True, refine=self.vectors), len(q) > 1, k)
 
 def _n_dead(self:Collection) -> int: return int(self.items["dead"].sum()) if "dead" in self.items else 0
 
@@ -436,7 +540,7 @@ def hits_many(self:Collection, Q:torch.Tensor, # (Q, dim) one vector per query
                k:int, # hits per query
               ) -> list: # per query: scores, item positions, best vectors
     "The `k` best live items of many single-vector queries, in one index search."
-    S, I, B = self.index.search(Q, k + _n_dead(self), vectors=True)
+    S, I, B = self.index.search(Q, k + _n_dead(self), vectors=True, refine=self.vectors)
     return [_live_hits(self, S[j:j + 1], I[j:j + 1], B[j:j + 1], False, k) for j in range(len(Q))]
 
 def search_many(self:Collection, queries:Sequence[str], # texts (methods in CLIP's space)

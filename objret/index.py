@@ -21,8 +21,9 @@ except ImportError as e:  # objret[gpu] installs faiss-gpu, objret[cpu] faiss-cp
                       "(CPU-only, macOS)") from e
 
 # %% auto #0
-__all__ = ['GPU_MAX_K', 'SCORE_BLOCK', 'faiss_gpu_count', 'faiss_device', 'regroup_max', 'VectorIndex', 'train', 'add', 'search',
-           'save', 'load', 'nbytes', 'choose_factory', 'merge_best']
+__all__ = ['GPU_MAX_K', 'SCORE_BLOCK', 'FLAT_CODES_MAX', 'OVERFETCH_STEPS', 'faiss_gpu_count', 'faiss_device', 'regroup_max',
+           'VectorIndex', 'train', 'add', 'search', 'save', 'load', 'nbytes', 'fast_scan_m', 'choose_factory',
+           'overlap_at_k', 'drop_own', 'tune_search', 'merge_best']
 
 # %% ../nbs/02_index.ipynb #4f7b03a2
 def faiss_gpu_count() -> int:
@@ -89,8 +90,7 @@ class VectorIndex:
             self.index = cpu
         else: self.index = self._place(cpu, faiss_device(device))
         self.ids = np.zeros(0, np.int64)     # id of each item
-        self.counts = np.zeros(0, np.int64)  # vectors of each item
-        # end of each item's vectors (cumulative counts): a vector's owner by bisection
+        # end of each item's vectors (cumulative counts): a vector's owner by bisection, an item's count by difference
         self.ends = np.zeros(0, np.int64)
 
     def _place(self, cpu_index, dev:str):
@@ -104,10 +104,29 @@ class VectorIndex:
                 if self.requested_device != "auto":
                     raise RuntimeError(f"faiss cannot put {self.factory!r} on a GPU: {e}") from None
                 warnings.warn(f"faiss cannot put {self.factory!r} on a GPU; the index stays on the CPU.")
-        if self.nprobe is not None:
-            ps = faiss.GpuParameterSpace() if self.device == "cuda" else faiss.ParameterSpace()
-            ps.set_index_parameter(cpu_index, "nprobe", int(self.nprobe))
+        if self.nprobe is not None: self._set_nprobe(cpu_index, self.nprobe)
         return cpu_index
+
+    def _set_nprobe(self, index, nprobe:int):
+        ps = faiss.GpuParameterSpace() if self.device == "cuda" else faiss.ParameterSpace()
+        ps.set_index_parameter(index, "nprobe", int(nprobe))
+
+    def set_search(self, nprobe:int|None=None, # IVF lists probed (None: unchanged)
+                   overfetch:int|None=None, # vectors fetched per item wanted (None: unchanged)
+                  ) -> VectorIndex:
+        "Set how later searches trade speed for recall."
+        if overfetch is not None: self.overfetch = check_int(overfetch, "overfetch", min=1)
+        if nprobe is not None:
+            if self.nlist is None: raise ValueError(f"nprobe: {self.factory!r} has no inverted lists to probe.")
+            self.nprobe = check_int(nprobe, "nprobe", min=1)
+            self._set_nprobe(self.index, self.nprobe)
+        return self
+
+    @property
+    def nlist(self) -> int|None:
+        "Inverted lists of an IVF index (None for others)."
+        ivf = None if self.exact else faiss.try_extract_index_ivf(self.index)
+        return None if ivf is None else int(ivf.nlist)
 
     def _vectors(self) -> torch.Tensor:
         "The stored vectors of an exact index, on its device (on the CPU a view of faiss's storage, no copy)."
@@ -116,6 +135,9 @@ class VectorIndex:
         if n == 0: return torch.zeros(0, self.dim)
         return torch.from_numpy(faiss.rev_swig_ptr(self.index.get_xb(), n * self.dim).reshape(n, self.dim))
 
+
+    @property
+    def counts(self) -> np.ndarray: return np.diff(self.ends, prepend=0)   # vectors of each item (a new array)
 
     def owners(self, v): # vector indices (any shape, -1 for none)
         "The item position owning each vector (-1 stays -1): a bisection of `ends`, no per-vector table in memory."
@@ -183,8 +205,8 @@ def add(self:VectorIndex, vectors, # (total_vectors, dim), items' vectors in ord
     if self.exact and self.device == "cuda":
         xd = x.to("cuda")
         self._xb_dev = xd if self._xb_dev is None else torch.cat([self._xb_dev, xd])
-    self.ids, self.counts = allids, np.concatenate([self.counts, counts])
-    self.ends = np.cumsum(self.counts)
+    self.ids = allids
+    self.ends = np.concatenate([self.ends, (self.ends[-1] if len(self.ends) else 0) + np.cumsum(counts)])
     return self
 
 VectorIndex.train, VectorIndex.add = train, add
@@ -214,12 +236,13 @@ def _rescore(self:VectorIndex, q:torch.Tensor, items:torch.Tensor, source=None) 
     """(Q, K) exact score of each hit item (the max over all its vectors, read from `source`) and the index of the best
     one; -inf / -1 where no item."""
     X = self._vectors() if source is None else source
-    ends = torch.from_numpy(np.concatenate([[0], self.ends]))
     ok = items >= 0
     qi, it = ok.nonzero(as_tuple=True)[0], items[ok]
-    cnt = torch.from_numpy(self.counts)[it]
+    end = torch.from_numpy(self.ends)
+    start = torch.where(it > 0, end[(it - 1).clamp(min=0)], 0)
+    cnt = end[it] - start
     pair = torch.repeat_interleave(torch.arange(len(it)), cnt)
-    vec = ends[it][pair] + torch.arange(int(cnt.sum())) - torch.repeat_interleave(cnt.cumsum(0) - cnt, cnt)
+    vec = start[pair] + torch.arange(int(cnt.sum())) - torch.repeat_interleave(cnt.cumsum(0) - cnt, cnt)
     x = _rows(X, vec)
     if source is not None and self.normalize: x = torch.nn.functional.normalize(x, dim=-1)
     s = (x * q[qi][pair]).sum(1)
@@ -239,8 +262,9 @@ def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
     "Exact max-similarity search, blocked: per database chunk a matrix product, a max per item, a running top-k."
     X = self._vectors()
     dev = X.device
-    ends = np.concatenate([[0], np.cumsum(self.counts)])
-    chunks = _item_chunks(self.counts, max(1, SCORE_BLOCK // max(1, min(batch_size, len(q)))))
+    counts = self.counts
+    ends = np.concatenate([[0], self.ends])
+    chunks = _item_chunks(counts, max(1, SCORE_BLOCK // max(1, min(batch_size, len(q)))))
     S_, I_ = [], []
     for b in batched(q, batch_size, desc="searching"):
         qd = b.to(dev).T
@@ -249,7 +273,7 @@ def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
         for i0, i1 in chunks:                                   # each database chunk is read once per query batch
             v0, v1 = int(ends[i0]), int(ends[i1])
             S = X[v0:v1] @ qd                                   # (chunk vectors, queries)
-            cnt = self.counts[i0:i1]
+            cnt = counts[i0:i1]
             if cnt.max() > 1:
                 c = int(cnt[0])
                 S = (S.view(i1 - i0, c, -1).amax(1) if (cnt == c).all() else
@@ -266,7 +290,7 @@ def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
 def _approx_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int, refine=None):
     """faiss search for `k` (single-vector items) or `k × overfetch` vectors (multi-vector), regrouped by owner; also
     the best vector of each."""
-    kv = min(k * self.overfetch if self.counts.max() > 1 or refine is not None else k, self.n_vectors)
+    kv = min(k * self.overfetch if self.n_vectors > len(self) or refine is not None else k, self.n_vectors)
     if self.device == "cuda" and kv > GPU_MAX_K:
         warnings.warn(f"faiss on GPU returns at most {GPU_MAX_K} vectors "
                       f"per query; asked {kv}, so items may be missed.")
@@ -367,24 +391,36 @@ def load(cls, path:str|Path, # directory written by `VectorIndex.save`
         self.index = cpu
         if self.device == "cuda": self._xb_dev = self._vectors().to("cuda")   # built from faiss's storage
     else: self.index = self._place(cpu, faiss_device(device))
-    self.ids, self.counts = np.load(path/"ids.npy", allow_pickle=False), np.load(path/"counts.npy", allow_pickle=False)
-    self.ends = np.cumsum(self.counts)
+    self.ids = np.load(path/"ids.npy", allow_pickle=False)
+    self.ends = np.cumsum(np.load(path/"counts.npy", allow_pickle=False))
     return self
 
 def nbytes(self:VectorIndex) -> int:
-    "Bytes the index takes in memory and on disk: faiss's (vectors or codes, lists, ids), item ids, counts and ends."
+    "Bytes the index takes in memory: faiss's (vectors or codes, lists, ids), the item ids and their vectors' ends."
     cpu = faiss.index_gpu_to_cpu(self.index) if self.device == "cuda" and not self.exact else self.index
-    return int(faiss.serialize_index(cpu).nbytes) + self.ids.nbytes + self.counts.nbytes + self.ends.nbytes
+    return int(faiss.serialize_index(cpu).nbytes) + self.ids.nbytes + self.ends.nbytes
 
 VectorIndex.save, VectorIndex.load, VectorIndex.nbytes = save, load, nbytes
 
 # %% ../nbs/02_index.ipynb #de48f3c8
+FLAT_CODES_MAX = 20_000_000  # up to this many vectors, compressed codes are scanned whole (no lists to miss, no ids)
+
+def fast_scan_m(dim:int, # vector dimension
+                room:float, # bytes a code may take
+               ) -> int: # sub-quantisers (0: none fits)
+    "The most 4-bit PQ sub-quantisers (an even divisor of `dim`) whose code fits in `room` bytes."
+    return max((m for m in range(2, dim + 1, 2) if dim % m == 0 and m / 2 <= room), default=0)
+
+def _opq(m:int, dim:int) -> str:
+    "An OPQ rotation onto 4 dimensions per sub-quantiser, where that is fewer than `dim`."
+    return f"OPQ{m}_{4 * m}," if 4 * m < dim else ""
+
 def choose_factory(n_vectors:int, # vectors the index will hold
                    dim:int, # their dimension
                    memory_budget:float|None=None, # bytes the index may take (None: no limit: exact)
                   ) -> str: # a faiss index factory string
-    """An index for `n_vectors` within `memory_budget`, by autofaiss's rules: exact when small, HNSW when it fits, else
-    IVF-PQ."""
+    """An index for `n_vectors` within `memory_budget`: exact, HNSW or IVF over float vectors where they fit, else 4-bit
+    fast-scan PQ codes (scanned whole up to `FLAT_CODES_MAX` vectors, in IVF lists beyond)."""
     if memory_budget is None or n_vectors < 1000: return "Flat"
     if n_vectors < 10_000: return "HNSW15"
     per = memory_budget / n_vectors                                     # bytes per vector the budget allows
@@ -394,12 +430,63 @@ def choose_factory(n_vectors:int, # vectors the index will hold
     else: nlist = 16384 if n_vectors < 10_000_000 else 65536
     coarse = f"IVF{nlist}" + ("_HNSW32" if nlist >= 1000 else "")
     if dim * 4 + 8 <= per and n_vectors < 1_000_000: return f"{coarse},Flat"
-    # the largest code that fits (8 bytes of id per vector)
-    for pq in (256, 128, 64, 48, 32, 24, 16, 8, 4):
-        if pq < dim and dim % pq == 0 and pq + 8 <= per: return f"{coarse},PQ{pq}x8"
-    raise ValueError(f"memory_budget={memory_budget:.0f} bytes for {n_vectors} vectors is "
-                     f"{per:.1f} bytes each; the smallest IVF-PQ code takes 12 (4-byte code "
-                     "+ 8-byte id): raise the budget or store fewer vectors per image.")
+    if n_vectors <= FLAT_CODES_MAX and (m := fast_scan_m(dim, per)): return f"{_opq(m, dim)}PQ{m}x4fs"
+    if m := fast_scan_m(dim, per - 8): return f"{_opq(m, dim)}{coarse},PQ{m}x4fsr"  # 8 bytes of id per vector in lists
+    raise ValueError(f"memory_budget={memory_budget:.0f} bytes for {n_vectors} vectors is {per:.1f} bytes each; the "
+                     "smallest code in inverted lists takes 9 (1-byte code + 8-byte id): raise the budget or store "
+                     "fewer vectors per image.")
+
+# %% ../nbs/02_index.ipynb #3d25b166
+def overlap_at_k(found, # (Q, k) item ids found (-1 for none)
+                 exact, # (Q, k) the exact top-k item ids
+                ) -> float:
+    "Share of the exact top-k items that were found, over all queries (recall@k of the exact search)."
+    found, exact = np.asarray(found), np.asarray(exact)
+    if found.shape[0] != exact.shape[0]: raise ValueError(f"{len(found)} found lists for {len(exact)} exact ones.")
+    hit = sum(len(set(f.tolist()) & set(e[e >= 0].tolist())) for f, e in zip(found, exact))
+    return hit / max(1, int((exact >= 0).sum()))
+
+def drop_own(ids:np.ndarray, # (Q, k + 1) item ids found per query
+             exclude, # (Q,) the id each query leaves out (a held-out query's own item), or None
+             k:int) -> np.ndarray:
+    "Each row's first k ids other than its excluded one."
+    if exclude is None: return ids[:, :k]
+    return np.stack([r[r != x][:k] for r, x in zip(ids, np.asarray(exclude))])
+
+# %% ../nbs/02_index.ipynb #dd7a4192
+OVERFETCH_STEPS = (4, 8, 16, 32, 64, 128, 256, 512)
+
+def _cost(idx:VectorIndex, nprobe:int|None, overfetch:int, k:int) -> float:
+    "Bytes touched per query: the codes of the lists probed, then the k × overfetch vectors re-ranked (fp16)."
+    scanned = idx.nbytes() * (1 if nprobe is None else nprobe / idx.nlist)
+    return scanned + k * overfetch * idx.dim * 2
+
+def tune_search(idx:VectorIndex, # an approximate index, filled
+                queries, # (Q, dim) held-out queries
+                exact, # (Q, k) their exact top-k item ids
+                target:float=0.95, # wanted share of the exact top k
+                refine=None, # the vectors (as `search` takes them): candidates re-ranked exactly
+                exclude=None, # (Q,) an item id per query left out of its results (its own), or None
+               ) -> dict: # the setting kept on `idx`: nprobe, overfetch, recall, target, queries
+    "Set `idx` to the cheapest search (lists probed, vectors fetched) that finds `target` of the exact top k."
+    exact = np.asarray(exact)
+    k = exact.shape[1]
+    probes = [None] if idx.nlist is None else [2 ** i for i in range(int(math.log2(idx.nlist)) + 1)] + [idx.nlist]
+    tried = {}
+    for of in OVERFETCH_STEPS:
+        best = -1.0
+        for p in dict.fromkeys(probes):                                  # more lists until the target or no more gain
+            idx.set_search(p, of)
+            ids = idx.search(queries, min(len(idx), k + (exclude is not None)), refine=refine)[1].numpy()
+            tried[p, of] = r = overlap_at_k(drop_own(ids, exclude, k), exact)
+            if r >= target or (r <= best and p is not None and p >= 8): break
+            best = max(best, r)
+    ok = [(_cost(idx, p, of, k), p, of) for (p, of), r in tried.items() if r >= target]
+    _, p, of = min(ok) if ok else (0, *max(tried, key=lambda po: (tried[po], -_cost(idx, *po, k))))
+    idx.set_search(p, of)
+    if not ok: warnings.warn(f"tune_search: no setting tried reached {target:.0%} of the exact top {k}; kept the best, "
+                             f"{tried[p, of]:.1%} (nprobe={p}, overfetch={of}).")
+    return dict(nprobe=p, overfetch=of, recall=tried[p, of], target=target, queries=len(exact))
 
 # %% ../nbs/02_index.ipynb #09964f39
 def merge_best(S:torch.Tensor, I:torch.Tensor, B:torch.Tensor, k:int):
