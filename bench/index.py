@@ -12,7 +12,7 @@ import argparse, time
 import numpy as np
 import torch
 
-from objret.index import VectorIndex
+from objret.index import VectorIndex, overlap_at_k
 from objret.metrics import topk_recall
 
 
@@ -90,7 +90,7 @@ def main():
     print(f"\n{'method':58s} {'queries/s':>10s} {'× brute':>8s} {'bytes/item':>11s} {'same top-k %':>13s} {'overlap %':>10s}")
     for name in fns:
         same = float((ids[name] == brute).all(1).mean()) * 100                  # identical ranked top-k lists
-        overlap = float(np.mean([len(set(x) & set(y)) / a.k for x, y in zip(ids[name], brute)])) * 100   # with the exact top k
+        overlap = overlap_at_k(ids[name], brute) * 100                         # with the exact top k
         print(f"{name:58s} {a.queries / secs[name]:10.1f} {t_brute / secs[name]:8.2f} {nbytes[name]:11.0f} {same:13.1f} {overlap:10.1f}")
     print(f"\n(approximate index built and trained in {t_train:.1f} s; "
           f"source-item R@{a.k}: brute {topk_recall(torch.from_numpy(brute), target, ks=(a.k,))[f'R@{a.k}']:.1f}, "

@@ -456,9 +456,9 @@ def drop_own(ids:np.ndarray, # (Q, k + 1) item ids found per query
 # %% ../nbs/02_index.ipynb #dd7a4192
 OVERFETCH_STEPS = (4, 8, 16, 32, 64, 128, 256, 512)
 
-def _cost(idx:VectorIndex, nprobe:int|None, overfetch:int, k:int) -> float:
-    "Bytes touched per query: the codes of the lists probed, then the k × overfetch vectors re-ranked (fp16)."
-    scanned = idx.nbytes() * (1 if nprobe is None else nprobe / idx.nlist)
+def _cost(idx:VectorIndex, size:int, nprobe:int|None, overfetch:int, k:int) -> float:
+    "Bytes touched per query: the lists probed (of `size` bytes in all), then the k × overfetch rows re-ranked (fp16)."
+    scanned = size * (1 if nprobe is None else nprobe / idx.nlist)
     return scanned + k * overfetch * idx.dim * 2
 
 def tune_search(idx:VectorIndex, # an approximate index, filled
@@ -481,8 +481,9 @@ def tune_search(idx:VectorIndex, # an approximate index, filled
             tried[p, of] = r = overlap_at_k(drop_own(ids, exclude, k), exact)
             if r >= target or (r <= best and p is not None and p >= 8): break
             best = max(best, r)
-    ok = [(_cost(idx, p, of, k), p, of) for (p, of), r in tried.items() if r >= target]
-    _, p, of = min(ok) if ok else (0, *max(tried, key=lambda po: (tried[po], -_cost(idx, *po, k))))
+    size = idx.nbytes()                                                 # once: it serialises the index
+    ok = [(_cost(idx, size, p, of, k), p, of) for (p, of), r in tried.items() if r >= target]
+    _, p, of = min(ok) if ok else (0, *max(tried, key=lambda po: (tried[po], -_cost(idx, size, *po, k))))
     idx.set_search(p, of)
     if not ok: warnings.warn(f"tune_search: no setting tried reached {target:.0%} of the exact top {k}; kept the best, "
                              f"{tried[p, of]:.1%} (nprobe={p}, overfetch={of}).")
