@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--nprobe", type=int, default=32); ap.add_argument("--overfetch", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (best of)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--batches", default="", help="also: exact search by query batch size, torch kernel against faiss's "
+                                                  "flat search + regroup, e.g. 1,16,200,1000 (how objret.index picks)")
     a = ap.parse_args()
     import faiss
     from objret.index import regroup_max
@@ -69,7 +71,8 @@ def main():
     print(f"{a.items} items × {a.vectors} vectors × {a.dim}-d ({X.nbytes / 2**30:.2f} GiB float32; clustered: ≈5 vectors "
           f"a centre), {a.queries} queries, k={a.k}; best of {a.rounds} interleaved rounds after a warm-up")
     ex = VectorIndex(a.dim, "Flat", device=a.device).add(X, counts)
-    # why objret's exact path is a torch matrix product: faiss's own flat search for k × (vectors per item) neighbours
+    # objret's exact path: a torch kernel, or (CPU, batches of objret.index.FAISS_EXACT_MIN_QUERIES or more) faiss's own
+    # flat search for k × (vectors per item) neighbours, regrouped — here bare, for comparison
     fl = faiss.IndexFlatIP(a.dim); fl.add(X)
     owner = torch.arange(a.items).repeat_interleave(a.vectors)
     def faiss_flat(q):
@@ -80,11 +83,13 @@ def main():
     approx = f"objret {a.factory} nprobe={a.nprobe} overfetch={a.overfetch} ({ap_.device})"
     fns = {"numpy brute force": lambda q: numpy_bruteforce(X, q, a.vectors, a.k),
            f"objret exact (Flat, {ex.device})": lambda q: ex.search(q, a.k)[1].numpy(),
+           f"objret exact, batches of 256 (torch kernel)": lambda q: ex.search(q, a.k, batch_size=256)[1].numpy(),
            "faiss IndexFlatIP, k×vectors neighbours, regrouped": faiss_flat,
            approx: lambda q: ap_.search(q, a.k)[1].numpy()}
     secs, ids = best_of(fns, Q, a.rounds)
     brute = ids["numpy brute force"]
     nbytes = {"numpy brute force": a.vectors * a.dim * 4, f"objret exact (Flat, {ex.device})": ex.nbytes() / a.items,
+              f"objret exact, batches of 256 (torch kernel)": ex.nbytes() / a.items,
               "faiss IndexFlatIP, k×vectors neighbours, regrouped": a.vectors * a.dim * 4, approx: ap_.nbytes() / a.items}
     t_brute = secs["numpy brute force"]
     print(f"\n{'method':58s} {'queries/s':>10s} {'× brute':>8s} {'bytes/item':>11s} {'same top-k %':>13s} {'overlap %':>10s}")
@@ -95,6 +100,30 @@ def main():
     print(f"\n(approximate index built and trained in {t_train:.1f} s; "
           f"source-item R@{a.k}: brute {topk_recall(torch.from_numpy(brute), target, ks=(a.k,))[f'R@{a.k}']:.1f}, "
           f"approximate {topk_recall(torch.from_numpy(ids[approx]), target, ks=(a.k,))[f'R@{a.k}']:.1f})")
+
+    if a.batches: by_batch(ex, fl, owner, Q, a)
+
+
+def by_batch(ex, fl, owner, Q, a):
+    "The exact search per query batch size: objret's torch kernel against faiss's flat search + regroup, interleaved."
+    import objret.index as oi
+    saved = oi.FAISS_EXACT_MIN_QUERIES, oi.FAISS_EXACT_SINGLE
+    def torch_kernel(q):
+        oi.FAISS_EXACT_MIN_QUERIES, oi.FAISS_EXACT_SINGLE = 1 << 62, False
+        try: return ex.search(q, a.k, batch_size=len(q))[1].numpy()
+        finally: oi.FAISS_EXACT_MIN_QUERIES, oi.FAISS_EXACT_SINGLE = saved
+    def faiss_flat(q):
+        D, V = fl.search(q, a.k * a.vectors)
+        return oi.regroup_max(torch.from_numpy(D), owner[torch.from_numpy(V)], a.k)[1].numpy()
+    print(f"\nexact search by batch size (queries/s; best of {a.rounds} interleaved rounds, each over ≥ 200 queries):")
+    for nq in (int(v) for v in a.batches.split(",")):
+        q, reps = Q[:nq], max(1, 200 // nq)
+        fns = {"torch": lambda q: [torch_kernel(q) for _ in range(reps)][-1], "faiss": lambda q: [faiss_flat(q) for _ in range(reps)][-1]}
+        secs, ids = best_of(fns, q, a.rounds)
+        print(f"  {nq:5d} queries a batch: torch kernel {reps * nq / secs['torch']:7.1f}, faiss flat + regroup "
+              f"{reps * nq / secs['faiss']:7.1f} → torch {secs['faiss'] / secs['torch']:.2f}× faiss; same lists "
+              f"{(ids['torch'] == ids['faiss']).all(1).mean():.2f}; objret uses "
+              f"{'faiss' if (nq == 1 and saved[1]) or nq >= saved[0] else 'torch'}")
 
 
 if __name__ == "__main__":

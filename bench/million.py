@@ -113,7 +113,7 @@ def main():
         path = tmp/"vectors.npy"
         vm = np.lib.format.open_memmap(path, "w+", np.float16, (n * R, D))
         means = np.empty((n, D), np.float32)
-        factory = a.factory or choose_factory(n * R, D, a.budget * n)
+        factory = a.factory or choose_factory(n * R, D, a.budget * n, n)
         multi, single = VectorIndex(D, factory, device="cpu"), VectorIndex(D, f"IVF{2 ** round(math.log2(4 * math.sqrt(n)))},Flat", device="cpu")
         t0 = time.perf_counter()
         chunks = range(math.ceil(n / a.chunk))

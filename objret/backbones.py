@@ -260,7 +260,8 @@ def _vit_tokens(visual:nn.Module, x:torch.Tensor, antialias:bool=False) -> tuple
 def vit_global_dense(visual:nn.Module, # an open_clip `VisionTransformer`
                      images:torch.Tensor, # (B, 3, H, W) preprocessed; H, W multiples of the patch size
                      antialias:bool=False, # positional-embedding resize at other sizes (see `resize_pos_embed`)
-                    ) -> tuple[torch.Tensor, torch.Tensor, tuple]: # global (B, E), dense (B, P, E), grid (h, w)
+                     dense:bool=True, # also the dense embeddings (False: the global one only, the value path skipped)
+                    ) -> tuple[torch.Tensor, torch.Tensor|None, tuple]: # global (B, E), dense (B, P, E) or None, grid (h, w)
     "Global and value-path dense embeddings of an open_clip ViT in one pass (not normalised)."
     blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
     if blocks is None or not isinstance(getattr(blocks[-1], "attn", None),
@@ -277,6 +278,7 @@ def vit_global_dense(visual:nn.Module, # an open_clip `VisionTransformer`
     g = g if bf else g.transpose(0, 1)
     pooled, _ = visual._pool(g)
     glob = pooled @ visual.proj
+    if not dense: return glob, None, grid
     a, d = last.attn, x.shape[-1]
     v = a.out_proj(F.linear(last.ln_1(x), a.in_proj_weight[2 * d:],
                             a.in_proj_bias[2 * d:] if a.in_proj_bias is not None else None))

@@ -1,4 +1,4 @@
-"""The `objret` command: `build-index` and `search`, every option checked first, errors one line naming the fix.
+"""The `objret` command: its options as data, parsed at once; each command's work loaded by name when it runs.
 
 Docs: https://objret.github.io/objret/cli.html.md"""
 
@@ -6,165 +6,21 @@ Docs: https://objret.github.io/objret/cli.html.md"""
 
 # %% ../nbs/80_cli.ipynb #e25201aa
 from __future__ import annotations
-import argparse, contextlib, dataclasses, inspect, json, math, re, sys, traceback
+import argparse, importlib, sys, traceback
 from typing import Sequence
 
 # %% auto #0
-__all__ = ['NETWORK_OPTIONS', 'NETWORK_ARGS', 'BUILD_ARGS', 'SEARCH_ARGS', 'SERVE_ARGS', 'COMMANDS', 'UsageError', 'parse_bytes',
-           'parse_numbers', 'parse_box', 'parse_options', 'method_options', 'build_index', 'search', 'serve',
-           'methods_help', 'make_parser', 'main', 'build_index_main', 'search_main']
+__all__ = ['NETWORK_ARGS', 'BUILD_ARGS', 'SEARCH_ARGS', 'SERVE_ARGS', 'COMMANDS', 'load', 'make_parser', 'main',
+           'build_index_main', 'search_main']
 
-# %% ../nbs/80_cli.ipynb #454c63c7
-class UsageError(ValueError):
-    "A command-line value that cannot be used: printed as one line, without a traceback."
-
-def parse_bytes(s:str|None, # '2GB', '512MB', '1e9', or None
-               ) -> float|None:
-    "A memory budget in bytes."
-    if s is None: return None
-    m = re.fullmatch(r"\s*([\d.]+(?:e[+-]?\d+)?)\s*([kmgt]?i?b?)?\s*", str(s).lower())
-    if not m: raise UsageError(f"--memory-budget {s!r}: a number of bytes, or e.g. 512MB, 2GB.")
-    unit = (m.group(2) or "b").rstrip("b").rstrip("i")
-    return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[unit]
-
-def parse_numbers(s:str|None, # comma-separated numbers
-                  flag:str, # the option, for the error
-                  n:int, # how many
-                  example:str, # a good value, for the error
-                 ) -> list|None:
-    "`n` finite numbers from 'a,b,c'."
-    if s is None: return None
-    try: v = [float(x) for x in s.split(",")]
-    except ValueError: v = []
-    if len(v) != n or not all(math.isfinite(x) for x in v):
-        raise UsageError(f"{flag} {s!r}: {n} finite numbers separated by commas, e.g. {example}.")
-    return v
-
-def parse_box(s:str|None) -> list|None:
-    "A query box 'x1,y1,x2,y2' in pixels, x2 > x1 and y2 > y1."
-    b = parse_numbers(s, "--box", 4, "10,10,60,60 (x1,y1,x2,y2 in pixels)")
-    if b is not None and not (b[2] > b[0] and b[3] > b[1]):
-        raise UsageError(f"--box {s!r}: x2 must exceed x1 and y2 exceed y1.")
-    return b
-
-def parse_options(s:str|None) -> dict:
-    "A method's further options: a JSON object."
-    if s is None: return {}
-    try: o = json.loads(s)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"--options is not valid JSON ({e.msg}): e.g. '{{\"k\": 20}}'.") from None
-    if not isinstance(o, dict):
-        raise UsageError("--options must be a JSON object of option names and "
-                         f"values, e.g. '{{\"k\": 20}}'; got {type(o).__name__}.")
-    return o
-
-# %% ../nbs/80_cli.ipynb #a9d04d07
-NETWORK_OPTIONS = {"rmac": ("backbone", "weights"), "objemb": ("classifier", "classifier_weights")}
-
-def method_options(method:str, # a method's name
-                   model=None, pretrained=None, resolution=None, # CLIP methods
-                   backbone=None, weights=None, mean=None, std=None, # CNN methods
-                   options:str|None=None, # further options as JSON
-                  ) -> dict:
-    "A method's options from the command line's values (only those given)."
-    opts = parse_options(options)
-    for k, v in (("model", model), ("pretrained", pretrained), ("resolution", resolution)):
-        if v is not None: opts[k] = v
-    if backbone is not None or weights is not None:
-        if method not in NETWORK_OPTIONS:
-            raise UsageError(f"--backbone/--weights name the CNN of {' and '.join(NETWORK_OPTIONS)}; "
-                             f"{method} takes --model/--pretrained.")
-        net, w = NETWORK_OPTIONS[method]
-        if backbone is not None: opts[net] = backbone
-        opts[w] = weights
-    for k, v in (("mean", mean), ("std", std)):
-        if v is not None: opts[k] = parse_numbers(v, f"--{k}", 3, "0.485,0.456,0.406")
-    return opts
-
-# %% ../nbs/80_cli.ipynb #e6b89f57
-def _start_ray(address:str|None) -> bool:
-    """Join the cluster at `address`, or start Ray on this machine (127.0.0.1, no dashboard); return whether we started
-    it."""
-    import ray                                  # an optional extra (objret[ray]): only --engine ray needs it
-    if ray.is_initialized(): return False
-    if address: ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    else: ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
-    return True
-
-@contextlib.contextmanager
-def _ray_if(engine:str, address:str|None):
-    "Ray running for the build when `engine` is ray; stopped after if this command started it."
-    started = engine == "ray" and _start_ray(address)
-    try: yield
-    finally:
-        if started:
-            import ray                          # the optional extra, as above
-            ray.shutdown()
-
-def _summary_lines(s:dict) -> list:
-    "A build's summary as the lines the command prints."
-    lines = [f"{s['method']}: {s['images']} images, {s['embedded']} embedded, {s['skipped']} skipped, {s['vectors']} vectors, "
-             f"{s['bytes'] / 1e6:.1f} MB in {s['shards']} shards ({s['shards_written']} written now), {s['seconds']:.1f} s"]
-    if "added" in s:
-        lines.append(f"  sync: {s['added']} added, {s['changed']} changed, {s['removed']} removed, {s['unchanged']} unchanged; "
-                     f"{s.get('embedded_now', 0)} embedded now")
-    lines += [f"  skipped {sk['key']}: {sk['error']}" for sk in s["skipped_images"][:10]]
-    if s["skipped"] > 10: lines.append(f"  … and {s['skipped'] - 10} more (objret.collection.collection_summary lists them)")
-    return lines
-
-def build_index(a:argparse.Namespace) -> int:
-    "`objret build-index`: sync a collection with its source (embed what is new or changed), then index it if stale."
-    # the heavy part, when the command runs
-    from objret.collection import build_collection, index_collection, index_is_fresh
-    opts = method_options(a.method, a.model, a.pretrained, a.resolution,
-                          a.backbone, a.weights, a.mean, a.std, a.options)
-    budget = parse_bytes(a.memory_budget)
-    if not 0 < a.recall <= 1:
-        raise UsageError(f"--recall {a.recall}: a share of the exact top 10, in (0, 1], e.g. 0.95.")
-    with _ray_if(a.engine, a.ray_address):
-        s = build_collection(a.source, a.out, a.method, a.engine, a.shard_size, a.batch_size, device=a.device,
-                             index=False, **opts)
-    if s["embedded"] and not index_is_fresh(a.out, a.factory, budget):
-        s["index"] = str(index_collection(a.out, a.factory, budget, device=a.device, recall=a.recall).root)
-    print("\n".join(_summary_lines(s)))
-    return 0
-
-# %% ../nbs/80_cli.ipynb #98d01bc0
-def _given_method(col, a:argparse.Namespace):
-    "The method a search was told to use (--backbone/--weights), or None: the collection's own."
-    if a.backbone is None and a.weights is None: return None
-    from objret.methods import make_method      # the heavy part, when the command runs
-    spec = col.manifest["method"]
-    return make_method(spec["method"], a.device,
-                       **{**spec, **method_options(spec["method"], backbone=a.backbone, weights=a.weights)})
-
-def search(a:argparse.Namespace) -> int:
-    "`objret search`: the hits of a text or image query, as a table or JSON lines."
-    from objret.collection import load_collection    # the heavy part, when the command runs
-    box = parse_box(a.box)
-    if box is not None and a.image is None:
-        raise UsageError("--box is a region of an image query: give --image FILE too.")
-    if (a.query is None) == (a.image is None): raise UsageError("give a text query or --image FILE (one of them).")
-    col = load_collection(a.out, a.device)
-    col.given = _given_method(col, a)
-    df = col.search(a.query, a.k, image=a.image, box=box)
-    if a.json:
-        for r in df.to_dict("records"): print(json.dumps({**r, "extent": list(r["extent"])}))
-    else:
-        print(df.drop(columns=["method"]
-                      + [c for c in ("caption", "url") if df[c].isna().all()]).to_string(index=False))
-    return 0
-
-# %% ../nbs/80_cli.ipynb #a35396df
-def serve(a:argparse.Namespace) -> int:
-    "`objret serve`: collections loaded once behind a REST API and a page, until stopped (Ctrl-C)."
-    from objret.serve import Limits, serve as run   # the web stack, when the command runs
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"objret serve: listening on {a.host}: anyone who reaches this machine on port {a.port} can search these "
-              "collections", file=sys.stderr)
-    print(f"objret serve: http://{a.host}:{a.port}/ (the API under /api, its documentation at /docs); Ctrl-C stops it")
-    run(a.collections, a.host, a.port, a.device, Limits(max_upload=a.max_upload, max_pixels=a.max_pixels), a.threads)
-    return 0
+# %% ../nbs/80_cli.ipynb #472d969b
+def load(target:str, # 'objret.module:function'
+        ):
+    "The function a `'module:function'` target names, its module imported now."
+    mod, _, name = target.partition(":")
+    fn = getattr(importlib.import_module(mod), name, None)   # the one import of a command's work (objret.cli's only)
+    if not callable(fn): raise ValueError(f"{target!r} names no function: 'module:function', e.g. 'objret.commands:search'.")
+    return fn
 
 # %% ../nbs/80_cli.ipynb #47453480
 NETWORK_ARGS = [
@@ -210,31 +66,12 @@ SEARCH_ARGS = [
 ]
 
 # %% ../nbs/80_cli.ipynb #2ec1422e
-def _option_lines(cls) -> list:
-    "An options dataclass's fields as help lines: name=default, then its comment."
-    fields = {f.name for f in dataclasses.fields(cls)}
-    out = []
-    for line in inspect.getsource(cls).splitlines():
-        m = re.match(r"\s+(\w+)\s*:[^=]+=\s*(.+?)\s*(?:#\s*(.*))?$", line)
-        if m and m.group(1) in fields:
-            out.append(f"    {m.group(1)}={m.group(2)}" + (f"  {m.group(3)}" if m.group(3) else ""))
-    return out
-
-def methods_help() -> str:
-    "Every method's options with their defaults (the text `build-index --help` ends with)."
-    from objret.methods import METHODS           # read only when this help is asked for
-    lines = ["methods and their options (--options '{\"name\": value}'; presets in brackets):"]
-    for name, (cls, preset) in METHODS.items():
-        lines.append(f"  {name} [{', '.join(f'{k}={v!r}' for k, v in preset.items()) or 'no presets'}]")
-        if name not in ("dense-clip", "cluster-clip"): lines += _option_lines(cls.Options)
-    return "\n".join(lines)
-
 class _HelpWithMethods(argparse.Action):
     "-h for build-index: the usual help, then every method's options."
     def __init__(self, option_strings, dest, **kw):
         super().__init__(option_strings, dest, nargs=0, help="show this help and every method's options")
     def __call__(self, parser, ns, values, option_string=None):
-        print(parser.format_help() + "\n" + methods_help())
+        print(parser.format_help() + "\n" + load("objret.commands:methods_help")())
         parser.exit()
 
 # %% ../nbs/80_cli.ipynb #63b83815
@@ -249,10 +86,11 @@ SERVE_ARGS = [
                                                      "a few cores, 1 answers more queries/s")),
 ]
 
-COMMANDS = {  # name: (function, its arguments, one line of help)
-    "build-index": (build_index, BUILD_ARGS, "embed a folder, a list or webdataset tars with an objret method, and index it"),
-    "search": (search, SEARCH_ARGS, "search a collection by text or by an image (region)"),
-    "serve": (serve, SERVE_ARGS, "serve collections: a REST API and a page, the models loaded once"),
+COMMANDS = {  # name: (its work as 'module:function', its arguments, one line of help)
+    "build-index": ("objret.commands:build_index", BUILD_ARGS,
+                    "embed a folder, a list or webdataset tars with an objret method, and index it (a rerun syncs)"),
+    "search": ("objret.commands:search", SEARCH_ARGS, "search a collection by text or by an image (region)"),
+    "serve": ("objret.serve:serve_command", SERVE_ARGS, "serve collections: a REST API and a page, the models loaded once"),
 }
 
 def make_parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -260,8 +98,8 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict]:
     p = argparse.ArgumentParser(prog="objret", description="objret: object-centric image "
                                                            "retrieval over your own images.")
     sub, subs = p.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}"), {}
-    for name, (fn, args, summary) in COMMANDS.items():
-        s = subs[name] = sub.add_parser(name, help=summary, description=fn.__doc__, add_help=name != "build-index")
+    for name, (_, args, summary) in COMMANDS.items():
+        s = subs[name] = sub.add_parser(name, help=summary, description=summary, add_help=name != "build-index")
         if name == "build-index": s.add_argument("-h", "--help", action=_HelpWithMethods)
         for flags, kw in args: s.add_argument(*flags, **kw)
         s.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -278,7 +116,7 @@ def main(argv:Sequence[str]|None=None, # the arguments (None: the command line's
         return 2
     a = subs[argv[0]].parse_intermixed_args(argv[1:])  # options and positionals in any order: `search OUT --box … TEXT`
     a.command = argv[0]
-    try: return COMMANDS[a.command][0](a)
+    try: return load(COMMANDS[a.command][0])(a)
     except (Exception, KeyboardInterrupt) as e:
         if a.debug: traceback.print_exc()
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

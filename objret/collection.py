@@ -413,7 +413,7 @@ def index_collection(out:str|Path, # a built collection (`build_collection`)
         if not live: raise ValueError(f"{out}: no image was embedded; see collection_summary().")
         by, total = _by_shard(live), sum(v[3] for v in live.values())
         meta = {"built_from": _built_from(store, recs), "requested": factory, "memory_budget": memory_budget,
-                "factory": choose_factory(total, store.manifest["dim"], memory_budget) if factory == "auto" else factory,
+                "factory": choose_factory(total, store.manifest["dim"], memory_budget, len(live)) if factory == "auto" else factory,
                 "dim": store.manifest["dim"]}
         grown = _grown(store.root, store, by, meta, device)
         if grown is not None: idx, items, ext, more = grown

@@ -47,14 +47,15 @@ def patch_stride(visual:nn.Module) -> int:
 def rn_global_dense(visual:nn.Module, # an open_clip `ModifiedResNet`
                     images:torch.Tensor, # (B, 3, H, W) preprocessed; H, W multiples of 32
                     antialias:bool=False, # positional-embedding resize (see `objret.backbones.resize_pos_embed`)
-                   ) -> tuple[torch.Tensor, torch.Tensor, tuple]: # global (B, E), dense (B, P, E), grid (h, w)
+                    dense:bool=True, # also the dense embeddings (False: the global one only)
+                   ) -> tuple[torch.Tensor, torch.Tensor|None, tuple]: # global (B, E), dense (B, P, E) or None, grid (h, w)
     "Global (attention pool, positional embedding resized) and value-path dense embeddings of a ModifiedResNet."
     x = visual.stem(images)
     x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(x))))
     grid = tuple(x.shape[-2:])
     tok = x.flatten(2).transpose(1, 2)                                  # (B, P, C)
     ap = visual.attnpool
-    dense = ap.c_proj(ap.v_proj(tok))
+    d = ap.c_proj(ap.v_proj(tok)) if dense else None
     t = torch.cat([tok.mean(1, keepdim=True), tok],
                   1) + resize_pos_embed(ap.positional_embedding, grid, antialias).to(tok.dtype)
     t = t.transpose(0, 1)                                               # (P+1, B, C), as the pool wants
@@ -64,7 +65,7 @@ def rn_global_dense(visual:nn.Module, # an open_clip `ModifiedResNet`
         in_proj_weight=None, in_proj_bias=torch.cat([ap.q_proj.bias, ap.k_proj.bias, ap.v_proj.bias]),
         bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0., out_proj_weight=ap.c_proj.weight,
         out_proj_bias=ap.c_proj.bias, use_separate_proj_weight=True, training=False, need_weights=False)
-    return glob[0], dense, grid
+    return glob[0], d, grid
 
 # %% ../nbs/10_dense.ipynb #3c06d4cb
 def global_dense(visual:nn.Module, # an open_clip image tower (ViT or ModifiedResNet)
@@ -72,7 +73,8 @@ def global_dense(visual:nn.Module, # an open_clip image tower (ViT or ModifiedRe
                  name:str|None=None, # the model's name, for errors
                  # positional-embedding resize at other sizes: MaskCLIP's plain bicubic, or open_clip's antialiased
                  antialias:bool=False,
-                ) -> tuple[torch.Tensor, torch.Tensor, tuple]: # global (B, E), dense (B, P, E), grid (h, w)
+                 dense:bool=True, # also the dense embeddings (False: the global one only, its numbers the same)
+                ) -> tuple[torch.Tensor, torch.Tensor|None, tuple]: # global (B, E), dense (B, P, E) or None, grid (h, w)
     "Global and Dense-CLIP embeddings (not normalised) of a batch, from any open_clip CLIP image tower."
     who = f"model {name!r} ({type(visual).__name__})" if name else type(visual).__name__
     if not (is_vit(visual) or is_modified_resnet(visual)):
@@ -83,7 +85,7 @@ def global_dense(visual:nn.Module, # an open_clip image tower (ViT or ModifiedRe
     if min(images.shape[-2:]) < s:
         raise ValueError(f"images of {tuple(images.shape[-2:])} px are smaller than one {s}-px cell of {who}; resize "
                          f"them to at least {s} px (Dense-CLIP is meant for larger inputs than the native size).")
-    return (vit_global_dense if is_vit(visual) else rn_global_dense)(visual, images, antialias)
+    return (vit_global_dense if is_vit(visual) else rn_global_dense)(visual, images, antialias, dense)
 
 # %% ../nbs/10_dense.ipynb #6ca385f8
 def dense_transform(clip:Clip, # the model (its mean and std are kept)

@@ -20,7 +20,8 @@ from .methods import Method, make_method
 from .sources import ImageReader, Source
 
 # %% auto #0
-__all__ = ['READ_FIELDS', 'ENGINES', 'read_shard', 'embed_shard', 'items_table', 'write_shard', 'LocalEngine', 'RayEngine']
+__all__ = ['READ_FIELDS', 'ENGINES', 'read_shard', 'embed_shard', 'items_table', 'write_shard', 'merge_embedded', 'LocalEngine',
+           'RayEngine']
 
 # %% ../nbs/57_engines.ipynb #8bc71f9a
 def _skip(rows:dict, key:str, e) -> None:
@@ -32,13 +33,15 @@ READ_FIELDS = ("keys", "paths", "sizes", "captions", "urls", "contents", "window
 def read_shard(source:Source, # the collection
                i:int, # input shard
                method:Method, # only its `prepare` runs here (no model is loaded)
+               part:tuple|None=None, # (lo, hi): only these images of the shard (None: all)
               # keys, paths, sizes (w, h), captions, urls, windows, arrays (prepared uint8), skipped [{key, error}]
               ) -> dict:
     "Decode and prepare the images of input shard `i`; an unreadable image is recorded as skipped, never raised."
     start, stop = source.shards[i]
+    lo, hi = (start, stop) if part is None else (min(stop, start + part[0]), min(stop, start + part[1]))
     rows = {"shard": source.first_shard + i, "start": start, "count": stop - start, "skipped": [], **{k: [] for k in READ_FIELDS}}
     with ImageReader() as read:
-        for key, path in zip(source.keys[start:stop], source.paths[start:stop]):
+        for key, path in zip(source.keys[lo:hi], source.paths[lo:hi]):
             try:
                 im, cid = read.read(path)
                 x, w = method.prepare(im)
@@ -112,22 +115,41 @@ def write_shard(store:ShardStore, # the collection's store
     return store.write(emb["shard"], files, emb["start"], emb["count"], stats)
 
 # %% ../nbs/57_engines.ipynb #01b6e256
+def merge_embedded(parts:list, # `embed_shard` results of one shard's pieces, in order
+                  ) -> dict: # as `embed_shard` returns for the whole shard
+    "One shard's embedded pieces as one: lists joined, arrays stacked, the shard's own fields kept."
+    out = {k: parts[0][k] for k in ("shard", "start", "count")}
+    for k, v in parts[0].items():
+        if k in out: continue
+        vs = [p[k] for p in parts]
+        out[k] = np.concatenate([a for a in vs if a.size] or vs[:1]) if isinstance(v, np.ndarray) else sum(vs, [])
+    return out
+
 @dataclass(frozen=True)
 class LocalEngine:
-    "Shards one after another in this process; the next shards read and decoded by threads while the model runs."
-    read_ahead:int = 2                # shards read and decoded ahead of the model
+    """Shards one after another in this process, streamed: each shard read in pieces of a batch, which threads decode
+    ahead while the model embeds, so that the model waits for one batch, not a shard."""
+    read_ahead:int = 8                # pieces (a batch of images each) read and decoded ahead of the model
+    threads:int = 2                   # threads decoding them
     def build(self, source:Source, store:ShardStore, method:Method, todo:list, batch_size:int, bar) -> list:
         "Read, embed and write the shards `todo`; return their markers."
-        recs = []
-        with ThreadPoolExecutor(max(1, self.read_ahead)) as pool:
-            futures = [pool.submit(read_shard, source, i, method) for i in todo[:self.read_ahead]]
-            for n, i in enumerate(todo):
-                t0 = time.perf_counter()
+        pieces = [(i, (lo, lo + batch_size)) for i in todo
+                  for lo in range(0, max(1, source.shards[i][1] - source.shards[i][0]), batch_size)]
+        recs, parts, ahead = [], [], max(1, self.read_ahead)
+        with ThreadPoolExecutor(max(1, self.threads)) as pool:
+            futures = [pool.submit(read_shard, source, i, method, p) for i, p in pieces[:ahead]]
+            for n, (i, _) in enumerate(pieces):
+                if not parts: t0 = time.perf_counter()
                 rows = futures[n].result()
-                if n + self.read_ahead < len(todo):
-                    futures.append(pool.submit(read_shard, source, todo[n + self.read_ahead], method))
-                recs.append(write_shard(store, embed_shard(rows, method, batch_size), time.perf_counter() - t0))
-                bar.update(rows["count"])
+                futures[n] = None                                       # its images are freed once embedded
+                if n + ahead < len(pieces):
+                    j, p = pieces[n + ahead]
+                    futures.append(pool.submit(read_shard, source, j, method, p))
+                parts.append(embed_shard(rows, method, batch_size))
+                if n + 1 == len(pieces) or pieces[n + 1][0] != i:       # the shard's last piece: write the shard
+                    recs.append(write_shard(store, merge_embedded(parts), time.perf_counter() - t0))
+                    bar.update(rows["count"])
+                    parts = []
         return recs
 
 # %% ../nbs/57_engines.ipynb #3dc17227

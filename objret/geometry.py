@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['crop_window', 'uint8_tensor', 'resize_crop', 'resize_long', 'in_window', 'crop_box', 'pixel_box', 'cell_boxes',
-           'cluster_boxes']
+__all__ = ['crop_window', 'uint8_tensor', 'resize_crop', 'resize_long', 'parse_box', 'in_window', 'crop_box', 'pixel_box',
+           'cell_boxes', 'cluster_boxes']
 
 # %% ../nbs/07_geometry.ipynb #f9054fa2
 def crop_window(width:int, height:int, # the original image's size
@@ -49,6 +49,19 @@ def resize_long(im:Image.Image, # an RGB image
         s = max_side / max(im.size)
         im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
     return uint8_tensor(im), (0.0, 0.0, 1.0, 1.0)
+
+# %% ../nbs/07_geometry.ipynb #298df27b
+def parse_box(box:str|Sequence|None, # 'x1,y1,x2,y2' in pixels, four numbers, or None
+              name:str="box", # the input, for the error
+             ) -> list|None: # [x1, y1, x2, y2], or None
+    "A box in pixels from text or a list: four finite numbers, x2 > x1 and y2 > y1."
+    if box is None or box == "": return None
+    try: b = [float(v) for v in (box.split(",") if isinstance(box, str) else box)]
+    except (TypeError, ValueError): b = []
+    if len(b) != 4 or not all(math.isfinite(v) for v in b):
+        raise ValueError(f"{name} {box!r}: four finite numbers x1,y1,x2,y2 in pixels, e.g. 10,10,60,60.")
+    if not (b[2] > b[0] and b[3] > b[1]): raise ValueError(f"{name} {box!r}: x2 must exceed x1 and y2 exceed y1.")
+    return b
 
 # %% ../nbs/07_geometry.ipynb #4eea8011
 def in_window(boxes:torch.Tensor, # (n, 4) x1, y1, x2, y2 as fractions of the crop

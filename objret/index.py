@@ -21,9 +21,10 @@ except ImportError as e:  # objret[gpu] installs faiss-gpu, objret[cpu] faiss-cp
                       "(CPU-only, macOS)") from e
 
 # %% auto #0
-__all__ = ['GPU_MAX_K', 'SCORE_BLOCK', 'FLAT_CODES_MAX', 'OVERFETCH_STEPS', 'faiss_gpu_count', 'faiss_device', 'regroup_max',
-           'VectorIndex', 'train', 'add', 'search', 'save', 'load', 'nbytes', 'fast_scan_m', 'choose_factory',
-           'overlap_at_k', 'drop_own', 'tune_search', 'merge_best']
+__all__ = ['GPU_MAX_K', 'SCORE_BLOCK', 'FAISS_EXACT_MIN_QUERIES', 'FAISS_EXACT_SINGLE', 'FAISS_EXACT_MAX_K', 'FLAT_CODES_MAX',
+           'ITEM_BYTES', 'OVERFETCH_STEPS', 'faiss_gpu_count', 'faiss_device', 'regroup_max', 'VectorIndex', 'train',
+           'add', 'search', 'save', 'load', 'nbytes', 'fast_scan_m', 'choose_factory', 'overlaps', 'overlap_at_k',
+           'overlap_bound', 'drop_own', 'tune_search', 'merge_best']
 
 # %% ../nbs/02_index.ipynb #4f7b03a2
 def faiss_gpu_count() -> int:
@@ -214,6 +215,10 @@ VectorIndex.train, VectorIndex.add = train, add
 # %% ../nbs/02_index.ipynb #f465185c
 GPU_MAX_K = 2048        # faiss's GPU indexes return at most this many neighbours per query
 SCORE_BLOCK = 1 << 26   # exact search: at most this many query–vector scores in memory at once (256 MB)
+# exact search on the CPU: for one query, or from this many in a batch, faiss's flat search of k × (most vectors an
+# item has) neighbours, regrouped, is faster than the torch kernel below; from 16 to 200 queries it is 3-8× slower
+# (`python bench/index.py --batches 1,16,200,1000`)
+FAISS_EXACT_MIN_QUERIES, FAISS_EXACT_SINGLE, FAISS_EXACT_MAX_K = 1000, True, 1024
 
 def _item_chunks(counts:np.ndarray, max_vectors:int) -> list[tuple[int, int]]:
     "Consecutive item ranges [i0, i1) whose vectors number at most `max_vectors` (at least one item each)."
@@ -258,8 +263,15 @@ def _best_vectors(self:VectorIndex, q:torch.Tensor, items:torch.Tensor) -> torch
     "(Q, k) index of the vector of each hit item that scores best for its query (-1 where there is no item)."
     return _rescore(self, q, items)[1]
 
+def _faiss_exact(self:VectorIndex, b:torch.Tensor, k:int, most:int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top k items of a query batch from faiss's flat search of k × `most` vectors (the k best items' best
+    vectors are among them: above the j-th item's best there are at most (j − 1) × `most` vectors), regrouped."""
+    D, V = (torch.from_numpy(a) for a in self.index.search(_np(b), min(k * most, self.n_vectors)))
+    return regroup_max(D, self.owners(V), k)
+
 def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
-    "Exact max-similarity search, blocked: per database chunk a matrix product, a max per item, a running top-k."
+    """Exact max-similarity search, blocked: per database chunk a matrix product, a max per item, a running top-k (on
+    the CPU, a single query or a batch of `FAISS_EXACT_MIN_QUERIES` or more goes through faiss's flat search)."""
     X = self._vectors()
     dev = X.device
     counts = self.counts
@@ -267,6 +279,10 @@ def _exact_search(self:VectorIndex, q:torch.Tensor, k:int, batch_size:int):
     chunks = _item_chunks(counts, max(1, SCORE_BLOCK // max(1, min(batch_size, len(q)))))
     S_, I_ = [], []
     for b in batched(q, batch_size, desc="searching"):
+        if (dev.type == "cpu" and ((len(b) == 1 and FAISS_EXACT_SINGLE) or len(b) >= FAISS_EXACT_MIN_QUERIES)
+                and k * int(counts.max()) <= FAISS_EXACT_MAX_K):
+            s, i = _faiss_exact(self, b, k, int(counts.max()))
+            S_.append(s); I_.append(i); continue
         qd = b.to(dev).T
         best_s = torch.full((len(b), 0), float("-inf"), device=dev)
         best_i = torch.zeros((len(b), 0), dtype=torch.long, device=dev)
@@ -405,46 +421,75 @@ VectorIndex.save, VectorIndex.load, VectorIndex.nbytes = save, load, nbytes
 # %% ../nbs/02_index.ipynb #de48f3c8
 FLAT_CODES_MAX = 20_000_000  # up to this many vectors, compressed codes are scanned whole (no lists to miss, no ids)
 
-def fast_scan_m(dim:int, # vector dimension
-                room:float, # bytes a code may take
-               ) -> int: # sub-quantisers (0: none fits)
-    "The most 4-bit PQ sub-quantisers (an even divisor of `dim`) whose code fits in `room` bytes."
-    return max((m for m in range(2, dim + 1, 2) if dim % m == 0 and m / 2 <= room), default=0)
+ITEM_BYTES = 16  # an item's id and the end of its vectors (int64 each), held beside any faiss index
 
 def _opq(m:int, dim:int) -> str:
     "An OPQ rotation onto 4 dimensions per sub-quantiser, where that is fewer than `dim`."
     return f"OPQ{m}_{4 * m}," if 4 * m < dim else ""
 
+def fast_scan_m(dim:int, # vector dimension
+                room:float, # bytes a vector may take
+                n_vectors:int|None=None, # vectors sharing what is shared (None: its bytes not counted)
+                nlist:int=0, # IVF lists (0: none)
+               ) -> int: # sub-quantisers (0: none fits)
+    """The most 4-bit PQ sub-quantisers (even) whose code fits in `room` bytes with its share of what all vectors
+    share: the OPQ matrix (float32, `dim` × 4m) where they rotate onto fewer dimensions, the PQ's centroids (16 per
+    sub-quantiser, float32) and the IVF's centroids with their HNSW links (256 bytes each). Without OPQ they must
+    divide `dim`."""
+    def cost(m):
+        d = 4 * m if _opq(m, dim) else dim
+        shared = (16 * dim * m if _opq(m, dim) else 0) + 64 * d + nlist * (4 * d + 256)
+        return m / 2 + (shared / n_vectors if n_vectors else 0)
+    return max((m for m in range(2, dim + 1, 2) if (dim % m == 0 or _opq(m, dim)) and cost(m) <= room), default=0)
+
 def choose_factory(n_vectors:int, # vectors the index will hold
                    dim:int, # their dimension
                    memory_budget:float|None=None, # bytes the index may take (None: no limit: exact)
+                   n_items:int|None=None, # items they belong to (None: one vector each); each takes ITEM_BYTES
                   ) -> str: # a faiss index factory string
     """An index for `n_vectors` within `memory_budget`: exact, HNSW or IVF over float vectors where they fit, else 4-bit
     fast-scan PQ codes (scanned whole up to `FLAT_CODES_MAX` vectors, in IVF lists beyond)."""
     if memory_budget is None or n_vectors < 1000: return "Flat"
     if n_vectors < 10_000: return "HNSW15"
-    per = memory_budget / n_vectors                                     # bytes per vector the budget allows
+    per = (memory_budget - ITEM_BYTES * (n_vectors if n_items is None else n_items)) / n_vectors  # bytes a vector may take
     m = int((per / 4 - dim) // 2)                                       # HNSW links that fit beside the float vectors
     if m >= 8: return f"HNSW{min(m, 32)}"
     if n_vectors < 1_000_000: nlist = 2 ** round(math.log2(4 * math.sqrt(n_vectors)))
     else: nlist = 16384 if n_vectors < 10_000_000 else 65536
     coarse = f"IVF{nlist}" + ("_HNSW32" if nlist >= 1000 else "")
     if dim * 4 + 8 <= per and n_vectors < 1_000_000: return f"{coarse},Flat"
-    if n_vectors <= FLAT_CODES_MAX and (m := fast_scan_m(dim, per)): return f"{_opq(m, dim)}PQ{m}x4fs"
-    if m := fast_scan_m(dim, per - 8): return f"{_opq(m, dim)}{coarse},PQ{m}x4fsr"  # 8 bytes of id per vector in lists
-    raise ValueError(f"memory_budget={memory_budget:.0f} bytes for {n_vectors} vectors is {per:.1f} bytes each; the "
-                     "smallest code in inverted lists takes 9 (1-byte code + 8-byte id): raise the budget or store "
-                     "fewer vectors per image.")
+    if n_vectors <= FLAT_CODES_MAX and (m := fast_scan_m(dim, per, n_vectors)): return f"{_opq(m, dim)}PQ{m}x4fs"
+    if m := fast_scan_m(dim, per - 8, n_vectors, nlist): return f"{_opq(m, dim)}{coarse},PQ{m}x4fsr"  # 8 bytes of id per vector in lists
+    raise ValueError(f"memory_budget={memory_budget:.0f} bytes for {n_vectors} vectors leaves {per:.1f} bytes a vector "
+                     f"beside the items' ids ({ITEM_BYTES} bytes an item); the smallest code in inverted lists takes 9 "
+                     "(1-byte code + 8-byte id) and a share of the lists' centroids: raise the budget or store fewer "
+                     "vectors per image.")
 
 # %% ../nbs/02_index.ipynb #3d25b166
+def overlaps(found, # (Q, k) item ids found (-1 for none)
+             exact, # (Q, k) the exact top-k item ids (-1 for none)
+            ) -> tuple[np.ndarray, np.ndarray]: # per query: exact items found, exact items
+    "Per query, how many of its exact top-k items were found, and how many there are."
+    found, exact = np.asarray(found), np.asarray(exact)
+    if found.shape[0] != exact.shape[0]: raise ValueError(f"{len(found)} found lists for {len(exact)} exact ones.")
+    hit = np.array([len(set(f.tolist()) & set(e[e >= 0].tolist())) for f, e in zip(found, exact)], dtype=np.int64)
+    return hit, (exact >= 0).sum(1)
+
 def overlap_at_k(found, # (Q, k) item ids found (-1 for none)
                  exact, # (Q, k) the exact top-k item ids
                 ) -> float:
     "Share of the exact top-k items that were found, over all queries (recall@k of the exact search)."
-    found, exact = np.asarray(found), np.asarray(exact)
-    if found.shape[0] != exact.shape[0]: raise ValueError(f"{len(found)} found lists for {len(exact)} exact ones.")
-    hit = sum(len(set(f.tolist()) & set(e[e >= 0].tolist())) for f, e in zip(found, exact))
-    return hit / max(1, int((exact >= 0).sum()))
+    hit, n = overlaps(found, exact)
+    return int(hit.sum()) / max(1, int(n.sum()))
+
+def overlap_bound(found, exact, # as `overlap_at_k` takes them
+                  z:float=1.645, # standard errors below the estimate (1.645: one-sided 95 %)
+                 ) -> float:
+    "A lower bound on the recall@k that queries like these would see: the estimate less z standard errors over queries."
+    hit, n = overlaps(found, exact)
+    r = hit[n > 0] / n[n > 0]
+    if len(r) < 2: return float(r.mean()) if len(r) else 0.0
+    return overlap_at_k(found, exact) - z * float(r.std(ddof=1)) / math.sqrt(len(r))
 
 def drop_own(ids:np.ndarray, # (Q, k + 1) item ids found per query
              exclude, # (Q,) the id each query leaves out (a held-out query's own item), or None
@@ -454,7 +499,7 @@ def drop_own(ids:np.ndarray, # (Q, k + 1) item ids found per query
     return np.stack([r[r != x][:k] for r, x in zip(ids, np.asarray(exclude))])
 
 # %% ../nbs/02_index.ipynb #dd7a4192
-OVERFETCH_STEPS = (4, 8, 16, 32, 64, 128, 256, 512)
+OVERFETCH_STEPS = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 def _cost(idx:VectorIndex, size:int, nprobe:int|None, overfetch:int, k:int) -> float:
     "Bytes touched per query: the lists probed (of `size` bytes in all), then the k × overfetch rows re-ranked (fp16)."
@@ -467,8 +512,10 @@ def tune_search(idx:VectorIndex, # an approximate index, filled
                 target:float=0.95, # wanted share of the exact top k
                 refine=None, # the vectors (as `search` takes them): candidates re-ranked exactly
                 exclude=None, # (Q,) an item id per query left out of its results (its own), or None
-               ) -> dict: # the setting kept on `idx`: nprobe, overfetch, recall, target, queries
-    "Set `idx` to the cheapest search (lists probed, vectors fetched) that finds `target` of the exact top k."
+                z:float=1.645, # the margin: a setting passes when its recall less z standard errors reaches target
+               ) -> dict: # the setting kept on `idx`: nprobe, overfetch, recall, bound, target, queries
+    """Set `idx` to the cheapest search (lists probed, vectors fetched) that finds `target` of the exact top k, with
+    confidence: its recall on the held-out queries less `z` standard errors (`overlap_bound`) must reach `target`."""
     exact = np.asarray(exact)
     k = exact.shape[1]
     probes = [None] if idx.nlist is None else [2 ** i for i in range(int(math.log2(idx.nlist)) + 1)] + [idx.nlist]
@@ -478,16 +525,19 @@ def tune_search(idx:VectorIndex, # an approximate index, filled
         for p in dict.fromkeys(probes):                                  # more lists until the target or no more gain
             idx.set_search(p, of)
             ids = idx.search(queries, min(len(idx), k + (exclude is not None)), refine=refine)[1].numpy()
-            tried[p, of] = r = overlap_at_k(drop_own(ids, exclude, k), exact)
-            if r >= target or (r <= best and p is not None and p >= 8): break
+            found = drop_own(ids, exclude, k)
+            tried[p, of] = r, lo = overlap_at_k(found, exact), overlap_bound(found, exact, z)
+            if lo >= target or (r <= best and p is not None and p >= 8): break
             best = max(best, r)
+        if idx.nlist is None and any(lo >= target for r, lo in tried.values()): break   # a larger pool only costs more
     size = idx.nbytes()                                                 # once: it serialises the index
-    ok = [(_cost(idx, size, p, of, k), p, of) for (p, of), r in tried.items() if r >= target]
+    ok = [(_cost(idx, size, p, of, k), p, of) for (p, of), (r, lo) in tried.items() if lo >= target]
     _, p, of = min(ok) if ok else (0, *max(tried, key=lambda po: (tried[po], -_cost(idx, size, *po, k))))
     idx.set_search(p, of)
+    (r, lo) = tried[p, of]
     if not ok: warnings.warn(f"tune_search: no setting tried reached {target:.0%} of the exact top {k}; kept the best, "
-                             f"{tried[p, of]:.1%} (nprobe={p}, overfetch={of}).")
-    return dict(nprobe=p, overfetch=of, recall=tried[p, of], target=target, queries=len(exact))
+                             f"{r:.1%} (nprobe={p}, overfetch={of}).")
+    return dict(nprobe=p, overfetch=of, recall=r, bound=round(lo, 4), target=target, queries=len(exact))
 
 # %% ../nbs/02_index.ipynb #09964f39
 def merge_best(S:torch.Tensor, I:torch.Tensor, B:torch.Tensor, k:int):

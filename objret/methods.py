@@ -182,13 +182,13 @@ class ClipMethod(Method):
     def dim(self) -> int: return self.models()["clip"].embed_dim
     def prepare(self, im): return resize_crop(im, self.options.side)
     @torch.no_grad()
-    def forward(self, xs:list) -> tuple:
-        """Global (B, E) on the CPU and dense (B, P, E) on the device, L2-normalised, and the patch grid, of prepared
-        images."""
+    def forward(self, xs:list, dense:bool=True) -> tuple:
+        """Global (B, E) on the CPU and dense (B, P, E) on the device (None unless `dense`), L2-normalised, and the
+        patch grid, of prepared images."""
         clip = self.models()["clip"]
         x = normalize_images(torch.stack(xs).to(clip.device), clip)
-        g, d, grid = global_dense(clip.model.visual, x, clip.name, self.options.antialias)
-        return F.normalize(g.float(), dim=-1).cpu(), F.normalize(d.float(), dim=-1), grid
+        g, d, grid = global_dense(clip.model.visual, x, clip.name, self.options.antialias, dense)
+        return F.normalize(g.float(), dim=-1).cpu(), None if d is None else F.normalize(d.float(), dim=-1), grid
     def _clusters(self, d:torch.Tensor, grid:tuple, windows:list) -> tuple[list, list]:
         "Cluster-CLIP's representatives of each image and their boxes."
         o = self.options
@@ -198,7 +198,7 @@ class ClipMethod(Method):
         boxes = cluster_boxes(labels, valid, grid).split(n)
         return list(reps[valid].cpu().split(n)), [in_window(b, w) for b, w in zip(boxes, windows)]
     def embed(self, xs, windows):
-        g, d, grid = self.forward(xs)
+        g, d, grid = self.forward(xs, dense=self.options.kind != "global")     # CLIP alone computes no patches
         win = torch.tensor(windows, dtype=torch.float32)
         if self.options.kind == "global": return [(g[i:i + 1], win[i:i + 1]) for i in range(len(xs))]
         if self.options.kind == "dense": vecs, ext = d.cpu(), [in_window(cell_boxes(grid), w) for w in windows]
@@ -211,7 +211,7 @@ class ClipMethod(Method):
         return encode_texts(self.models()["clip"], list(texts)).cpu()
     def encode_image(self, im, box=None):
         "The CLIP embedding of the query image (or its box): compared with every stored vector, in CLIP's space."
-        return self.forward([self.prepare(im if box is None else crop_box(im, box, "query image"))[0]])[0]
+        return self.forward([self.prepare(im if box is None else crop_box(im, box, "query image"))[0]], dense=False)[0]
 
 # %% ../nbs/55_methods.ipynb #299a2bf6
 @dataclass(frozen=True)

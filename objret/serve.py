@@ -6,7 +6,7 @@ Docs: https://objret.github.io/objret/serve.html.md"""
 
 # %% ../nbs/75_serve.ipynb #14c199f3
 from __future__ import annotations
-import io, math, threading, time
+import argparse, io, math, sys, threading, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,13 +23,13 @@ from . import viz
 from .collection import INDEX, Collection, load_collection
 from .core import check_int
 from .data import load_image
-from .geometry import crop_box
+from .geometry import crop_box, parse_box
 from .sources import ImageReader
 
 # %% auto #0
 __all__ = ['PAGE', 'Limits', 'collection_names', 'hit_records', 'Service', 'index_stamp', 'current', 'texts', 'read_upload',
-           'parse_box', 'image', 'hit_region', 'item_image', 'view_png', 'thumb_jpeg', 'TextQuery', 'HitQuery',
-           'make_app', 'Server', 'serve']
+           'request_box', 'image', 'hit_region', 'item_image', 'view_png', 'thumb_jpeg', 'TextQuery', 'HitQuery',
+           'make_app', 'Server', 'serve', 'serve_command']
 
 # %% ../nbs/75_serve.ipynb #040415ae
 @dataclass(frozen=True)
@@ -151,14 +151,10 @@ def read_upload(data:bytes, # an uploaded file's bytes
     except ValueError as e: raise HTTPException(413 if "pixels" in str(e) or "bomb" in str(e).lower() else 400, str(e)) from None
     finally: Image.MAX_IMAGE_PIXELS = old
 
-def parse_box(box:str|Sequence|None) -> list|None:
-    "A box x1,y1,x2,y2 (pixels) from text or a list, checked; a bad one is a 400."
-    if box is None or box == "": return None
-    try: b = [float(v) for v in (box.split(",") if isinstance(box, str) else box)]
-    except (TypeError, ValueError): b = []
-    if len(b) != 4 or not all(math.isfinite(v) for v in b) or not (b[2] > b[0] and b[3] > b[1]):
-        raise HTTPException(400, f"box {box!r}: four finite numbers x1,y1,x2,y2 in pixels, x2 > x1 and y2 > y1.")
-    return b
+def request_box(box:str|Sequence|None) -> list|None:
+    "A request's box (`geometry.parse_box`); a bad one is a 400."
+    try: return parse_box(box)
+    except ValueError as e: raise HTTPException(400, str(e)) from None
 
 # %% ../nbs/75_serve.ipynb #61568d5a
 def image(self:Service, im:Image.Image, box:list|None, k:int, names:Sequence[str]|None=None) -> dict:
@@ -240,12 +236,12 @@ def _routes(app:FastAPI, svc:Service):
     @app.post("/api/search")
     def search(q:TextQuery): return svc.texts(q.queries, q.k, q.collections)
     @app.post("/api/search/hit")
-    def search_hit(q:HitQuery): return svc.hit_region(q.collection, q.item, parse_box(q.box), q.k, q.collections, q.v)
+    def search_hit(q:HitQuery): return svc.hit_region(q.collection, q.item, request_box(q.box), q.k, q.collections, q.v)
     @app.post("/api/search/image")
     async def search_image(file:UploadFile=File(...), box:str|None=Form(None), k:int=Form(10), collections:str|None=Form(None)):
         data = await file.read(svc.limits.max_upload + 1)
         im = read_upload(data, svc.limits, file.filename or "upload")
-        return svc.image(im, parse_box(box), k, collections.split(",") if collections else None)
+        return svc.image(im, request_box(box), k, collections.split(",") if collections else None)
     @app.get("/api/thumb/{name}/{item}")
     def thumb(name:str, item:int, size:int=256, v:int|None=None):
         return Response(svc.thumb_jpeg(name, item, max(16, min(size, 1024)), v), media_type="image/jpeg")
@@ -362,3 +358,14 @@ def serve(folders:Sequence[str|Path], # built collections
     "Serve collections: the page at http://host:port/, the API under /api, its documentation at /docs."
     if threads is not None: torch.set_num_threads(check_int(threads, "threads", min=1))
     uvicorn.run(make_app(Service(folders, device, limits)), host=host, port=check_int(port, "port", min=1), log_level="warning")
+
+# %% ../nbs/75_serve.ipynb #e078a195
+def serve_command(a:argparse.Namespace, # objret serve's arguments
+                 ) -> int: # the exit status
+    "`objret serve`: collections loaded once behind a REST API and a page, until stopped (Ctrl-C)."
+    if a.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"objret serve: listening on {a.host}: anyone who reaches this machine on port {a.port} can search these "
+              "collections", file=sys.stderr)
+    print(f"objret serve: http://{a.host}:{a.port}/ (the API under /api, its documentation at /docs); Ctrl-C stops it")
+    serve(a.collections, a.host, a.port, a.device, Limits(max_upload=a.max_upload, max_pixels=a.max_pixels), a.threads)
+    return 0
