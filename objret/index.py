@@ -486,10 +486,10 @@ def overlap_bound(found, exact, # as `overlap_at_k` takes them
                   z:float=1.645, # standard errors below the estimate (1.645: one-sided 95 %)
                  ) -> float:
     "A lower bound on the recall@k that queries like these would see: the estimate less z standard errors over queries."
-    hit, n = overlaps(found, exact)
+    hit, n = overlaps(found, exact)                                     # once: the estimate and its spread from it
     r = hit[n > 0] / n[n > 0]
     if len(r) < 2: return float(r.mean()) if len(r) else 0.0
-    return overlap_at_k(found, exact) - z * float(r.std(ddof=1)) / math.sqrt(len(r))
+    return int(hit.sum()) / int(n.sum()) - z * float(r.std(ddof=1)) / math.sqrt(len(r))
 
 def drop_own(ids:np.ndarray, # (Q, k + 1) item ids found per query
              exclude, # (Q,) the id each query leaves out (a held-out query's own item), or None
